@@ -1,0 +1,9 @@
+"""(not built yet)"""
+
+from retr.cli.common import not_built
+
+NAME = "mine"
+
+
+def command() -> None:
+    not_built(NAME)
