@@ -94,3 +94,24 @@ def test_gradcache_without_rng_replay_differs(tiny_llama, training_set, monkeypa
         run_micro_batch(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=nullcontext)
         grads[cached] = _grads(model)
     assert any(not torch.allclose(grads[True][n], g, atol=1e-5, rtol=1e-4) for n, g in grads[False].items())
+
+
+def test_gradient_checkpointing_and_bf16_autocast_keep_the_step(tiny_llama, training_set):
+    grads = {}
+    for checkpointing in (False, True):
+        cfg, model, module, mb = _setup(tiny_llama, training_set, "grl", dropout=0.2, grad_cache=True)
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        torch.manual_seed(7)
+        run_micro_batch(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=nullcontext)
+        grads[checkpointing] = _grads(model)
+    for name, g in grads[False].items():
+        torch.testing.assert_close(grads[True][name], g, atol=1e-5, rtol=1e-4, msg=name)
+    # bf16 autocast (what a GPU run uses) gives finite losses close to fp32 ones
+    cfg, model, module, mb = _setup(tiny_llama, training_set, "grl")
+    fp32 = run_micro_batch(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=nullcontext)
+    bf16 = run_micro_batch(
+        module, mb, cfg, Context(), sync=True, scale=1.0, autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    )
+    assert all(math.isfinite(v) for v in bf16.values())
+    assert abs(bf16["loss"] - fp32["loss"]) < 0.1 * abs(fp32["loss"]) + 0.05
