@@ -57,7 +57,9 @@ class TrainConfig:
     lora_dropout: float = _opt(0.2, "LoRA dropout")
     lora_targets: str = _opt("all-linear", "LoRA target modules (peft syntax; comma-separated names or all-linear)")
     # optimisation
-    batch_size: int = _opt(8, "queries (or passages for llara) per optimizer step and micro-batch, over all processes")
+    batch_size: int = _opt(
+        8, "queries (llara: passages) per micro-batch over all processes; a step sees batch_size x grad_accum"
+    )
     grad_accum: int = _opt(1, "micro-batches accumulated per optimizer step")
     epochs: float = _opt(1.0, "passes over the training data (ignored when max_steps > 0)")
     max_steps: int = _opt(0, "optimizer steps (0 = derived from epochs)")
@@ -65,8 +67,10 @@ class TrainConfig:
     weight_decay: float = _opt(0.0, "AdamW weight decay")
     warmup_ratio: float = _opt(0.1, "linear warm-up as a fraction of the steps, then linear decay")
     max_grad_norm: float = _opt(1.0, "gradient clipping (0 = off)")
-    grad_cache: bool = _opt(False, "GradCache for the contrastive part (memory independent of batch size)")
-    chunk_size: int = _opt(8, "sequences per forward chunk of the embedding side (GradCache or not)")
+    grad_cache: bool = _opt(
+        True, "GradCache: loss on cached chunk outputs, chunks replayed one at a time (memory of one chunk)"
+    )
+    chunk_size: int = _opt(8, "sequences per forward chunk, embedding and generation sides (GradCache or not)")
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (saves memory, costs time)")
     precision: str = _opt("auto", "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (torchrun sets one GPU per process)")
@@ -79,5 +83,5 @@ class TrainConfig:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.chunk_size < 1:
             raise ValueError("batch_size, grad_accum and chunk_size must be >= 1")
-        if self.objective != "llara" and self.negatives < 1 and self.objective in ("dpo", "grl", "kl"):
+        if self.negatives < 1 and self.objective in ("dpo", "kl", "grl", "grl-sft"):
             raise ValueError(f"objective {self.objective} needs negatives >= 1")

@@ -1,8 +1,8 @@
-"""GradCache (Gao et al. 2021): a contrastive loss over a large batch with the memory of one chunk.
+"""GradCache (Gao et al. 2021): a loss over a large batch with the memory of one chunk.
 
-1. Embed every chunk without a graph, remembering the RNG state before each chunk.
-2. Compute the loss on the detached embeddings (as leaves) and backpropagate to them: d loss / d embedding.
-3. Re-embed each chunk with a graph, replaying its RNG state (so dropout draws the same masks), and backpropagate
+1. Run every chunk without a graph (embeddings, or per-sequence log-probs), remembering the RNG state before each.
+2. Compute the loss on the detached outputs (as leaves) and backpropagate to them: d loss / d output.
+3. Re-run each chunk with a graph, replaying its RNG state (so dropout draws the same masks), and backpropagate
    the cached gradient through it (``backward(gradient=...)``).
 
 The parameter gradients equal those of the same computation with every chunk's graph kept alive.
@@ -41,10 +41,10 @@ class RandContext:
         self._fork = None
 
 
-def embed_without_graph(
+def forward_without_graph(
     forward: Callable[[dict], torch.Tensor], chunks: Sequence[dict], device: torch.device
 ) -> tuple[torch.Tensor, list[RandContext]]:
-    """Step 1: embeddings of all chunks (a leaf that requires grad) and the RNG state before each chunk."""
+    """Step 1: the outputs of all chunks (one leaf that requires grad) and the RNG state before each chunk."""
     states, outs = [], []
     with torch.no_grad():
         for chunk in chunks:
@@ -60,7 +60,7 @@ def backward_chunks(
     grad: torch.Tensor,
     contexts: Iterable[AbstractContextManager],
 ) -> None:
-    """Step 3: re-embed each chunk with its replayed RNG and push the cached gradient slice through it.
+    """Step 3: re-run each chunk with its replayed RNG and push the cached gradient slice through it.
 
     ``contexts`` gives one context manager per chunk (e.g. DDP's no_sync for all but the last backward); a None
     state skips the replay (only tests use that, to show replay matters).

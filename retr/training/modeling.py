@@ -67,19 +67,20 @@ def tokenize_generation(
     return {"input_ids": input_ids, "attention_mask": attention_mask, "target_mask": target_mask}
 
 
-def sequence_logprobs(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sequence: the sum of the target tokens' log-probabilities and their count (causal attention).
+def sequence_logprobs(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Per sequence, the sum of the target tokens' log-probabilities (causal attention).
 
     The LM head runs only on the states that predict a target token, which keeps the [tokens, vocab] logits small.
     """
     hidden = forward_hidden(model, batch["input_ids"], batch["attention_mask"], "causal")
     predicts = batch["target_mask"][:, 1:].bool()  # state t predicts token t+1
     rows = torch.nonzero(predicts, as_tuple=True)[0]
-    states = hidden[:, :-1][predicts]
-    targets = batch["input_ids"][:, 1:][predicts]
-    logits = lm_head(model)(states).float()
-    token_logps = -F.cross_entropy(logits, targets, reduction="none")
-    n = batch["input_ids"].shape[0]
-    sums = torch.zeros(n, dtype=token_logps.dtype, device=token_logps.device).index_add(0, rows, token_logps)
-    counts = torch.bincount(rows, minlength=n).to(sums.dtype)
-    return sums, counts
+    logits = lm_head(model)(hidden[:, :-1][predicts]).float()
+    token_logps = -F.cross_entropy(logits, batch["input_ids"][:, 1:][predicts], reduction="none")
+    sums = torch.zeros(predicts.shape[0], dtype=token_logps.dtype, device=token_logps.device)
+    return sums.index_add(0, rows, token_logps)
+
+
+def target_counts(batch: Batch) -> torch.Tensor:
+    """How many tokens :func:`sequence_logprobs` scores per sequence."""
+    return batch["target_mask"][:, 1:].sum(1).float()

@@ -4,8 +4,14 @@ Objectives are sums of parts: ``cl`` contrastive, ``sft``, ``dpo``, ``kl``; ``gr
 lambda_dpo DPO + lambda_kl KL (ULLME), ``grl-sft`` = CL + SFT + KL, ``cl+sft`` = CL + SFT. A single-part objective
 has weight 1.
 
+Both sides run in chunks of ``chunk_size`` sequences: query and passage embeddings, and the generation side's
+per-sequence log-probs. Without GradCache every chunk keeps its graph until the loss; with GradCache
+(:mod:`retr.training.gradcache`) the loss is taken on cached chunk outputs (embeddings and sequence log-probs alike:
+every part of the loss depends on the model only through them) and each chunk is replayed, so memory holds one
+chunk's activations whatever the batch.
+
 All model calls of a backward go through one :class:`Trainee` forward, so a DDP wrapper sees exactly one forward
-per backward: ``task="loss"`` for the whole loss, ``task="embed"`` for a GradCache chunk replay.
+per backward: ``task="loss"`` for the whole loss, ``"embed"`` / ``"logprobs"`` for a GradCache chunk replay.
 """
 
 from __future__ import annotations
@@ -16,9 +22,16 @@ from retr.training import objectives as O
 from retr.training.config import TrainConfig
 from retr.training.data import QueryGroup
 from retr.training.distributed import Context, gather_with_grad, no_sync
-from retr.training.gradcache import backward_chunks, embed_without_graph
+from retr.training.gradcache import backward_chunks, forward_without_graph
 from retr.training.llara import llara_losses
-from retr.training.modeling import Batch, embed, sequence_logprobs, tokenize_generation, tokenize_texts
+from retr.training.modeling import (
+    Batch,
+    embed,
+    sequence_logprobs,
+    target_counts,
+    tokenize_generation,
+    tokenize_texts,
+)
 
 PARTS = {
     "cl": ("cl",),
@@ -29,6 +42,7 @@ PARTS = {
     "grl-sft": ("cl", "sft", "kl"),
     "cl+sft": ("cl", "sft"),
 }
+SIDES = (("queries", "embed"), ("passages", "embed"), ("gen", "logprobs"))
 
 
 def weights(cfg: TrainConfig) -> dict[str, float]:
@@ -47,33 +61,34 @@ def gen_width(parts: tuple[str, ...], group: int) -> int:
 
 
 def build_batch(groups: list[QueryGroup], tokenizer, cfg: TrainConfig) -> dict:
-    """Tensors of one process's share of a micro-batch (embedding chunks, generation rows, DPO reference rows)."""
+    """Tensors of one process's share of a micro-batch: chunks of each side, and the DPO reference rows."""
     parts = PARTS[cfg.objective]
-    group = 1 + cfg.negatives
-    mb: dict = {"n": len(groups), "group": group}
+    mb: dict = {"n": len(groups)}
+
+    def chunked(make, items: list) -> list[Batch]:
+        return [make(items[i : i + cfg.chunk_size]) for i in range(0, len(items), cfg.chunk_size)]
+
     if "cl" in parts or "kl" in parts:
         queries = [g.query for g in groups]
         passages = [c for g in groups for c in g.candidates]
-        chunk = cfg.chunk_size
-        mb["queries"] = [
-            tokenize_texts(tokenizer, queries[i : i + chunk], cfg.query_template, cfg.max_query_length)
-            for i in range(0, len(queries), chunk)
-        ]
-        mb["passages"] = [
-            tokenize_texts(tokenizer, passages[i : i + chunk], cfg.passage_template, cfg.max_passage_length)
-            for i in range(0, len(passages), chunk)
-        ]
-    if {"sft", "dpo", "kl"} & set(parts):
-        width = gen_width(parts, group)
-        queries = [g.query for g in groups for _ in range(width)]
-        candidates = [c for g in groups for c in g.candidates[:width]]
-        mb["gen"] = tokenize_generation(
-            tokenizer, queries, candidates, cfg.gen_template, cfg.max_query_length, cfg.max_passage_length
+        mb["queries"] = chunked(lambda t: tokenize_texts(tokenizer, t, cfg.query_template, cfg.max_query_length), queries)
+        mb["passages"] = chunked(
+            lambda t: tokenize_texts(tokenizer, t, cfg.passage_template, cfg.max_passage_length), passages
         )
+    if {"sft", "dpo", "kl"} & set(parts):
+        width = gen_width(parts, len(groups[0].candidates))
+        rows = [(g.query, c) for g in groups for c in g.candidates[:width]]
+
+        def generation(pairs: list[tuple[str, str]]) -> Batch:
+            queries, passages = [q for q, _ in pairs], [c for _, c in pairs]
+            return tokenize_generation(
+                tokenizer, queries, passages, cfg.gen_template, cfg.max_query_length, cfg.max_passage_length
+            )
+
+        mb["gen"] = chunked(generation, rows)
         mb["gen_width"] = width
-        if "dpo" in parts:  # reference log-probs of the positive and the hardest negative: rows 0 and 1 of a group
-            rows = torch.arange(len(groups))[:, None] * width + torch.arange(2)[None, :]
-            mb["ref"] = {k: v[rows.flatten()] for k, v in mb["gen"].items()}
+        if "dpo" in parts:  # reference log-probs of the positive and the hardest negative (a group's first two)
+            mb["ref"] = generation([r for i, r in enumerate(rows) if i % width < 2])
     return mb
 
 
@@ -88,40 +103,44 @@ def to_device(mb, device: torch.device):
 
 
 def fine_tune_loss(
-    model: torch.nn.Module, mb: dict, cfg: TrainConfig, ctx: Context, reps: tuple | None = None
+    model: torch.nn.Module, mb: dict, cfg: TrainConfig, ctx: Context, cached: dict | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """(loss to backpropagate, logged parts). ``reps`` = cached (queries, passages) embeddings under GradCache.
+    """(loss to backpropagate, logged parts). ``cached``: GradCache's chunk outputs per side, else computed here.
 
     The contrastive term is computed over the global batch on every process; it enters the backpropagated loss
     multiplied by the world size, because DDP averages what the all-gather already distributes (distributed.py).
     """
-    w = weights(cfg)
-    n = mb["n"]
+    if cached is None:
+        cached = {
+            side: torch.cat([forward_task(model, task, c, cfg) for c in mb[side]]) for side, task in SIDES if side in mb
+        }
+    w, n = weights(cfg), mb["n"]
     terms: dict[str, torch.Tensor] = {}
-    if "queries" in mb:
-        if reps is None:
-            q = torch.cat([embed(model, c, cfg.pooling, cfg.attention) for c in mb["queries"]])
-            p = torch.cat([embed(model, c, cfg.pooling, cfg.attention) for c in mb["passages"]])
-        else:
-            q, p = reps
     if "cl" in w:
-        terms["cl"] = O.info_nce(gather_with_grad(q, ctx), gather_with_grad(p, ctx), cfg.temperature)
+        q, p = gather_with_grad(cached["queries"], ctx), gather_with_grad(cached["passages"], ctx)
+        terms["cl"] = O.info_nce(q, p, cfg.temperature)
     if "gen" in mb:
-        sums, counts = sequence_logprobs(model, mb["gen"])
-        sums, counts = sums.view(n, mb["gen_width"]), counts.view(n, mb["gen_width"])
+        sums = cached["gen"].view(n, mb["gen_width"])
+        counts = torch.cat([target_counts(c) for c in mb["gen"]]).view(n, mb["gen_width"])
         if "sft" in w:
             terms["sft"] = O.sft(sums[:, 0], counts[:, 0])
         if "dpo" in w:
             with torch.no_grad(), model.disable_adapter():
-                ref, _ = sequence_logprobs(model, mb["ref"])
-            ref = ref.view(n, 2)
+                ref = sequence_logprobs(model, mb["ref"]).view(n, 2)
             terms["dpo"] = O.dpo(sums[:, 0], sums[:, 1], ref[:, 0], ref[:, 1], cfg.dpo_beta)
         if "kl" in w:
-            terms["kl"] = O.kl(O.group_scores(q, p), sums / counts.clamp(min=1), cfg.temperature, cfg.gen_temperature)
+            emb = O.group_scores(cached["queries"], cached["passages"])
+            terms["kl"] = O.kl(emb, sums / counts.clamp(min=1), cfg.temperature, cfg.gen_temperature)
     loss = sum(w[k] * v * (ctx.world if k == "cl" else 1) for k, v in terms.items())
     logged = {k: float(v.detach()) for k, v in terms.items()}
     logged["loss"] = sum(w[k] * logged[k] for k in terms)
     return loss, logged
+
+
+def forward_task(model: torch.nn.Module, task: str, chunk: Batch, cfg: TrainConfig) -> torch.Tensor:
+    if task == "embed":
+        return embed(model, chunk, cfg.pooling, cfg.attention)
+    return sequence_logprobs(model, chunk)
 
 
 class Trainee(torch.nn.Module):
@@ -131,14 +150,14 @@ class Trainee(torch.nn.Module):
         super().__init__()
         self.model, self.cfg, self.ctx = model, cfg, ctx
 
-    def forward(self, task: str, mb: dict | None = None, chunk: Batch | None = None, reps: tuple | None = None):
-        if task == "embed":
-            return embed(self.model, chunk, self.cfg.pooling, self.cfg.attention)
+    def forward(self, task: str, mb: dict | None = None, chunk: Batch | None = None, cached: dict | None = None):
+        if task in ("embed", "logprobs"):
+            return forward_task(self.model, task, chunk, self.cfg)
         if task == "llara":
             parts = llara_losses(self.model, mb, self.cfg.llara_lm_weight)
             return parts["loss"], {k: float(v.detach()) for k, v in parts.items()}
         if task == "loss":
-            return fine_tune_loss(self.model, mb, self.cfg, self.ctx, reps)
+            return fine_tune_loss(self.model, mb, self.cfg, self.ctx, cached)
         raise ValueError(f"unknown task {task!r}")
 
 
@@ -149,26 +168,32 @@ def run_micro_batch(
 
     ``autocast`` is a context factory (bf16 on GPU, a no-op on CPU); ``scale`` divides for gradient accumulation.
     """
-    task = "llara" if cfg.objective == "llara" else "loss"
-    if not (cfg.grad_cache and "queries" in mb):
+    if cfg.objective == "llara" or not cfg.grad_cache:
         with no_sync(module, skip=not sync):
             with autocast():
-                loss, logged = module(task, mb=mb)
+                loss, logged = module("llara" if cfg.objective == "llara" else "loss", mb=mb)
             (loss * scale).backward()
         return logged
 
-    def forward(chunk: Batch) -> torch.Tensor:
-        with autocast():
-            return module("embed", chunk=chunk)
+    def forward_of(task: str):
+        def forward(chunk: Batch) -> torch.Tensor:
+            with autocast():
+                return module(task, chunk=chunk).float()
 
-    q, q_states = embed_without_graph(forward, mb["queries"], ctx.device)
-    p, p_states = embed_without_graph(forward, mb["passages"], ctx.device)
+        return forward
+
+    sides = [(side, forward_of(task)) for side, task in SIDES if side in mb]
+    cached, states = {}, {}
+    for side, forward in sides:
+        cached[side], states[side] = forward_without_graph(forward, mb[side], ctx.device)
     with no_sync(module, skip=True):
         with autocast():
-            loss, logged = module("loss", mb=mb, reps=(q, p))
+            loss, logged = module("loss", mb=mb, cached=cached)
         (loss * scale).backward()
-    chunks = mb["queries"] + mb["passages"]
-    contexts = [no_sync(module, skip=not (sync and i == len(chunks) - 1)) for i in range(len(chunks))]
-    backward_chunks(forward, chunks, q_states + p_states, torch.cat([q.grad, p.grad]), contexts)
+    total = sum(len(mb[side]) for side, _ in sides)
+    done = 0
+    for side, forward in sides:
+        contexts = [no_sync(module, skip=not (sync and done + i == total - 1)) for i in range(len(mb[side]))]
+        backward_chunks(forward, mb[side], states[side], cached[side].grad, contexts)
+        done += len(mb[side])
     return logged
-

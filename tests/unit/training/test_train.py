@@ -163,11 +163,11 @@ def test_cli_trains_and_refuses_bad_input(tiny_llama, training_set, tmp_path):
     out = tmp_path / "cli-model"
     args = ["train", "--objective", "cl+sft", "--data", str(training_set), "--model", str(tiny_llama),
             "--out", str(out), "--max-steps", "2", "--batch-size", "4", "--negatives", "1", "--lora-r", "2",
-            "--max-passage-length", "16", "--threads", "1", "--grad-cache", "--chunk-size", "2"]
+            "--max-passage-length", "16", "--threads", "1", "--no-grad-cache", "--chunk-size", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = open_artifact(out, kind="model").manifest
-    assert manifest["config"]["objective"] == "cl+sft" and manifest["config"]["grad_cache"] is True
+    assert manifest["config"]["objective"] == "cl+sft" and manifest["config"]["grad_cache"] is False
     assert manifest["config"]["lora_alpha"] == 32  # a default filled in
 
     again = runner.invoke(app, args)
