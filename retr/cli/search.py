@@ -1,9 +1,48 @@
-"""(not built yet)"""
+"""Search an index (BM25 or dense) with a dataset's queries and write a run artifact (run.trec).
 
-from retr.cli.common import not_built
+Without --index, searches the BM25 index of the queries' own corpus (built once into the cache, then reused).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
 
 NAME = "search"
 
 
-def command() -> None:
-    not_built(NAME)
+def command(
+    index: Path = typer.Option(
+        None, help="Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index of the --queries corpus."
+    ),
+    queries: str = typer.Option(None, help="Dataset spec of the queries: a name under the data dir, a BEIR/MS MARCO dir or irds:<id>. [default: scifact]"),
+    split: str = typer.Option(None, help="Query split, e.g. test, dev, train ('all' = every query of the file). [default: test]"),
+    k: int = typer.Option(None, help="Hits kept per query. [default: 1000]"),
+    out: Path = typer.Option(None, help="Output run artifact directory. [default: runs/search]"),
+    encoder: str = typer.Option(None, help="Dense indexes only: encoder spec (must be the one that built the index; default: the index's)."),
+    batch_size: int = typer.Option(None, help="Dense indexes only: queries encoded per batch. [default: 64]"),
+    k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). [default: 0.9]"),
+    b: float = typer.Option(None, help="BM25 b (document-length normalization). [default: 0.4]"),
+    threads: int = typer.Option(None, help="BM25 search threads. [default: 2]"),
+    overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. [default: no]"),
+    cache_dir: Path = typer.Option(None, help="Where the default BM25 index is cached. [default: $RETR_HOME/bm25 or ~/.cache/retr/bm25]"),
+    config: Path = typer.Option(None, "--config", help="YAML file with any of these options (a 'search:' section is used if present)."),
+) -> None:
+    from retr.cli.common import build_config, friendly_errors
+
+    with friendly_errors():
+        from retr.retrieval.search import SearchConfig, search
+
+        cfg = build_config(
+            SearchConfig, config, section="search", index=index, queries=queries,
+            split=split, k=k, out=out, encoder=encoder, batch_size=batch_size,
+            k1=k1, b=b, threads=threads, overwrite=overwrite,
+        )
+        if cfg.index is None:
+            from retr.indexing.bm25 import ensure_bm25_index
+
+            cfg.index = ensure_bm25_index(cfg.queries, cache_dir).path
+            typer.echo(f"index: BM25 index of {cfg.queries} at {cfg.index}", err=True)
+        path = search(cfg)
+        typer.echo(str(path))
