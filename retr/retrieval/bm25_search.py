@@ -51,15 +51,19 @@ class BM25Searcher:
         self._json = _hits_json_writer()
 
     def search(self, queries: dict[str, str], k: int = 1000, progress: bool = False) -> Run:
+        run: Run = {}
+        for batch_run in self.iter_search(queries, k, progress):
+            run.update(batch_run)
+        return run
+
+    def iter_search(self, queries: dict[str, str], k: int = 1000, progress: bool = False) -> Iterator[Run]:
+        """The run in consecutive batches of queries (in the given order), so callers can stream large query sets."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        run: Run = {}
-        bar = tqdm(total=len(queries), desc="bm25 search", unit=" q", disable=not progress)
-        for batch in _batches(list(queries.items()), max(1, min(1024, HITS_PER_BATCH // k))):
-            run.update(self._search_batch(batch, k))
-            bar.update(len(batch))
-        bar.close()
-        return run
+        with tqdm(total=len(queries), desc="bm25 search", unit=" q", disable=not progress) as bar:
+            for batch in _batches(list(queries.items()), max(16, min(1024, HITS_PER_BATCH // k))):
+                yield self._search_batch(batch, k)
+                bar.update(len(batch))
 
     def _search_batch(self, batch: list[tuple[str, str]], k: int) -> Run:
         qids, texts = self._list(), self._list()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from retr.data.artifacts import ArtifactWriter
+from retr.data.artifacts import Artifact, ArtifactWriter
 from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
-from retr.data.trec import Run, positives, write_run
+from retr.data.trec import positives, write_run
 from retr.indexing.bm25 import ensure_bm25_index
-from retr.retrieval.bm25_search import search_bm25
+from retr.retrieval.bm25_search import BM25Searcher
 from retr.retrieval.lucene import engine_info
 
 KIND = "training-set"
@@ -103,17 +104,13 @@ def mine(cfg: MineConfig) -> Path:
     inputs = [index, dataset.as_input(cfg.split)]
     with ArtifactWriter(cfg.out, KIND, config, inputs, overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()
-        run = search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
+        picked, in_top_k = _search_and_sample(index, queries, judged, cfg, writer.dir / RUN_FILE)
         search_seconds = time.perf_counter() - started
-
-        picked = {qid: sample_negatives(ranked(run.get(qid, {})), judged.get(qid, set()), cfg, qid) for qid in queries}
         wanted = {h.id for hits in picked.values() for h in hits or ()} | {d for q in queries for d in judged.get(q, ())}
         docs = _collect_docs(dataset, wanted)
 
         stats: dict[str, Any] = {"queries": len(queries)}
         stats.update(_write_training_set(writer.dir / TRAIN_FILE, queries, judged, picked, docs))
-        write_run(writer.dir / RUN_FILE, run, tag="bm25")
-        in_top_k = sum(1 for qid in queries for d in judged.get(qid, ()) if d in run.get(qid, {}))
         judged_total = sum(len(judged.get(qid, ())) for qid in queries)
         stats.update(
             negatives_per_query=cfg.negatives,
@@ -129,6 +126,30 @@ def mine(cfg: MineConfig) -> Path:
             search_queries_per_s=round(len(queries) / max(search_seconds, 1e-9), 1),
         )
     return cfg.out
+
+
+def _search_and_sample(
+    index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path
+) -> tuple[dict[str, list[Hit] | None], int]:
+    """BM25 in batches of queries: each batch's hits are appended to the TREC run file and sampled, then dropped,
+    so memory holds only the sampled negatives. Returns them and the number of judged positives in the top k."""
+    picked: dict[str, list[Hit] | None] = {}
+    in_top_k = 0
+    part = run_file.with_name("_batch.trec")
+    searcher = BM25Searcher(index, k1=cfg.k1, b=cfg.b, threads=cfg.threads)
+    try:
+        with open(run_file, "wb") as out:
+            for batch in searcher.iter_search(queries, k=cfg.k, progress=True):
+                write_run(part, batch, tag="bm25")
+                with open(part, "rb") as lines:
+                    shutil.copyfileobj(lines, out)
+                for qid, hits in batch.items():
+                    in_top_k += len(judged.get(qid, set()) & hits.keys())
+                    picked[qid] = sample_negatives(ranked(hits), judged.get(qid, set()), cfg, qid)
+    finally:
+        searcher.close()
+        part.unlink(missing_ok=True)
+    return picked, in_top_k
 
 
 def _collect_docs(dataset: Dataset, wanted: set[str]) -> dict[str, Doc]:
