@@ -30,9 +30,10 @@ def make_subset(config: SubsetConfig) -> Path:
     source = Dataset(config.dataset)
     qrels: dict[str, Qrels] = {split: source.qrels(split) for split in config.splits}
     judged = {doc for split_qrels in qrels.values() for docs in split_qrels.values() for doc in docs}
-    others = sorted(doc.id for doc in source.corpus() if doc.id not in judged)
+    corpus_ids = source.corpus_ids()
+    others = sorted(corpus_ids - judged)
     sampled = set(random.Random(config.seed).sample(others, min(config.distractors, len(others))))
-    keep = judged | sampled
+    keep = (judged & corpus_ids) | sampled
     inputs = [source.as_input(split) for split in config.splits]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()}
     with ArtifactWriter(config.out, "dataset", settings, inputs, overwrite=config.overwrite) as writer:
