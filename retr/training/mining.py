@@ -8,7 +8,8 @@ skipped because unjudged relevant documents crowd there). The sample uses a rand
 gives a byte-identical ``train.jsonl``.
 
 Queries are left out (and counted in the manifest metrics) when none of their judged positives is in the corpus,
-or when the window holds fewer than ``negatives`` non-positive hits.
+or when the window holds fewer than ``negatives`` non-positive hits. Search runs in batches of queries whose hits
+go straight to ``bm25.trec``; memory keeps only the sampled negatives, and one corpus pass fetches their texts.
 """
 
 from __future__ import annotations

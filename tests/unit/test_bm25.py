@@ -307,6 +307,10 @@ def test_cli_search_and_mine(tiny: TinyBeir, tiny_index: Artifact, index_cache: 
                                  "--k", "5", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert max(len(hits) for hits in read_run(tmp_path / "run" / "run.trec").values()) == 5
+    result = runner.invoke(app, ["search", "--queries", str(tiny.root), "--split", "all", "--cache-dir",
+                                 str(index_cache), "--out", str(tmp_path / "run-all")])  # no --index: cached BM25
+    assert result.exit_code == 0, result.output
+    assert read_run(tmp_path / "run-all" / "run.trec").keys() == set(tiny.queries) - {NO_HIT_QUERY}
     config = tmp_path / "mine.yaml"
     config.write_text(f"mine:\n  dataset: {tiny.root}\n  k: 40\n  rank_min: 3\n  rank_max: 40\n  negatives: 2\n")
     result = runner.invoke(app, ["mine", "--config", str(config), "--negatives", "3", "--index-cache",
