@@ -7,9 +7,10 @@ Measured, each side in this process:
 - index build: retr = ``build_bm25_index`` (corpus -> JsonCollection -> Anserini, 2 threads) into a tmp dir;
   bm25s = tokenize (English stopwords; no stemmer, PyStemmer is not installed) + ``BM25.index``.
 - retrieval (what ``mine`` spends on BM25): top-k for every query, median wall time of ``--repeats`` runs after
-  one warm-up run (the two Lucene contenders interleaved). retr = ``search_bm25`` (Anserini batch search, hits handed over as one JSON string per batch);
-  also Pyserini's own ``LuceneSearcher.batch_search`` reading every hit's docid/score through its Python proxy
-  objects (the path ``search_bm25`` replaces); bm25s = tokenize queries + ``retrieve(n_threads=threads)``.
+  one warm-up run (the two Lucene contenders interleaved). retr = ``search_bm25`` (Anserini batch search, hits
+  handed over as one JSON string per batch); also Pyserini's own ``LuceneSearcher.batch_search`` reading every
+  hit's docid and score through its Python proxy objects (the path ``search_bm25`` replaces); bm25s = tokenize
+  queries + ``retrieve(n_threads=threads)``.
 - quality, so the speeds compare like with like: share of judged positives found in the top k.
 
 Prints a table (wall and CPU seconds) and the ratios retr / bm25s and retr / Pyserini-objects in queries per second.
@@ -79,7 +80,8 @@ def main() -> None:
     jclass("java.lang.Object")  # start the JVM outside the timed index build
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        index = open_artifact(build_bm25_index(BM25IndexConfig(corpus=args.dataset, out=Path(tmp) / "bm25", threads=args.threads)))
+        cfg = BM25IndexConfig(corpus=args.dataset, out=Path(tmp) / "bm25", threads=args.threads)
+        index = open_artifact(build_bm25_index(cfg))
         retr_index_s = time.perf_counter() - started
 
         searcher = BM25Searcher(index, threads=args.threads)
@@ -94,8 +96,9 @@ def main() -> None:
             hits = lucene.batch_search(texts, qids, k=k, threads=args.threads)
             return {qid: {h.docid: h.score for h in results} for qid, results in hits.items()}
 
-        lucene_times = timed({"retr": lambda: searcher.search(queries, k=k), "pyserini": pyserini_objects}, args.repeats)
-        (retr_s, retr_cpu, retr_run), (pyserini_s, pyserini_cpu, pyserini_run) = lucene_times["retr"], lucene_times["pyserini"]
+        contenders = {"retr": lambda: searcher.search(queries, k=k), "pyserini": pyserini_objects}
+        measured = timed(contenders, args.repeats)
+        (retr_s, retr_cpu, retr_run), (pyserini_s, pyserini_cpu, pyserini_run) = measured["retr"], measured["pyserini"]
 
     started = time.perf_counter()
     corpus_tokens = bm25s.tokenize([d.contents for d in docs], stopwords="en", show_progress=False)
@@ -126,7 +129,8 @@ def main() -> None:
         print(f"{name:<44}{index_cell:>9}{search_s:10.3f}{n / search_s:11.1f}{cpu_s:8.2f}{found(run, judged):13.4f}")
     print(f"ratio retr / bm25s, queries/s: {bm25s_s / retr_s:.2f}x wall, {bm25s_cpu / retr_cpu:.2f}x CPU   "
           f"(index build time retr / bm25s: {retr_index_s / bm25s_index_s:.2f}x)")
-    print(f"ratio retr / Pyserini hit objects, queries/s: {pyserini_s / retr_s:.2f}x wall, {pyserini_cpu / retr_cpu:.2f}x CPU")
+    print(f"ratio retr / Pyserini hit objects, queries/s: {pyserini_s / retr_s:.2f}x wall, "
+          f"{pyserini_cpu / retr_cpu:.2f}x CPU")
 
 
 if __name__ == "__main__":

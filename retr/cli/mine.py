@@ -12,23 +12,34 @@ import typer
 
 NAME = "mine"
 
+DATASET_HELP = (
+    "Dataset spec with corpus, queries and qrels: a name under the data dir, a BEIR/MS MARCO dir or irds:<id>. "
+    "Default: scifact."
+)
+
 
 def command(
-    dataset: str = typer.Option(None, help="Dataset spec with corpus, queries and qrels: a name under the data dir, a BEIR/MS MARCO dir or irds:<id>. [default: scifact]"),
-    split: str = typer.Option(None, help="Split whose queries and qrels are mined. [default: train]"),
-    out: Path = typer.Option(None, help="Output training-set artifact directory. [default: runs/mine]"),
-    k: int = typer.Option(None, help="BM25 hits retrieved per query (also written to bm25.trec). [default: 100]"),
-    k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). [default: 0.9]"),
-    b: float = typer.Option(None, help="BM25 b (document-length normalization). [default: 0.4]"),
-    negatives: int = typer.Option(None, help="Hard negatives sampled per query. [default: 8]"),
-    rank_min: int = typer.Option(None, help="Best BM25 rank (1-based, inclusive) a negative may have. [default: 10]"),
-    rank_max: int = typer.Option(None, help="Worst BM25 rank (inclusive, <= k) a negative may have. [default: 100]"),
-    min_relevance: int = typer.Option(None, help="Smallest qrels grade that counts as a positive. [default: 1]"),
-    seed: int = typer.Option(None, help="Seed of the per-query negative sampling. [default: 0]"),
-    threads: int = typer.Option(None, help="Lucene indexing and search threads. [default: 2]"),
-    index_cache: Path = typer.Option(None, help="Cache folder of BM25 indexes. [default: $RETR_HOME/bm25 or ~/.cache/retr/bm25]"),
-    overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. [default: no]"),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options (a 'mine:' section is used if present)."),
+    dataset: str = typer.Option(None, help=DATASET_HELP),
+    split: str = typer.Option(None, help="Split whose queries and qrels are mined. Default: train."),
+    out: Path = typer.Option(None, help="Output training-set artifact directory. Default: runs/mine."),
+    k: int = typer.Option(None, help="BM25 hits retrieved per query (also written to bm25.trec). Default: 100."),
+    k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). Default: 0.9."),
+    b: float = typer.Option(None, help="BM25 b (document-length normalization). Default: 0.4."),
+    negatives: int = typer.Option(None, help="Hard negatives sampled per query. Default: 8."),
+    rank_min: int = typer.Option(None, help="Best BM25 rank (1-based, inclusive) a negative may have. Default: 10."),
+    rank_max: int = typer.Option(None, help="Worst BM25 rank (inclusive, <= k) a negative may have. Default: 100."),
+    min_relevance: int = typer.Option(None, help="Smallest qrels grade that counts as a positive. Default: 1."),
+    seed: int = typer.Option(None, help="Seed of the per-query negative sampling. Default: 0."),
+    threads: int = typer.Option(None, help="Lucene indexing and search threads. Default: 2."),
+    index_cache: Path = typer.Option(
+        None, help="Cache folder of BM25 indexes. Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25."
+    ),
+    overwrite: bool = typer.Option(
+        None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. Default: no."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="YAML file with any of these options (a 'mine:' section is used if present)."
+    ),
 ) -> None:
     from retr.cli.common import build_config, friendly_errors
 

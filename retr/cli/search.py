@@ -11,23 +11,33 @@ import typer
 
 NAME = "search"
 
+INDEX_HELP = "Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index of the --queries corpus."
+QUERIES_HELP = (
+    "Dataset spec of the queries: a name under the data dir, a BEIR/MS MARCO dir or irds:<id>. Default: scifact."
+)
+ENCODER_HELP = "Dense indexes only: encoder spec; must be the one that built the index. Default: the index's encoder."
+
 
 def command(
-    index: Path = typer.Option(
-        None, help="Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index of the --queries corpus."
+    index: Path = typer.Option(None, help=INDEX_HELP),
+    queries: str = typer.Option(None, help=QUERIES_HELP),
+    split: str = typer.Option(None, help="Query split: test, dev, train, or 'all' for every query. Default: test."),
+    k: int = typer.Option(None, help="Hits kept per query. Default: 1000."),
+    out: Path = typer.Option(None, help="Output run artifact directory. Default: runs/search."),
+    encoder: str = typer.Option(None, help=ENCODER_HELP),
+    batch_size: int = typer.Option(None, help="Dense indexes only: queries encoded per batch. Default: 64."),
+    k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). Default: 0.9."),
+    b: float = typer.Option(None, help="BM25 b (document-length normalization). Default: 0.4."),
+    threads: int = typer.Option(None, help="BM25 search threads. Default: 2."),
+    overwrite: bool = typer.Option(
+        None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. Default: no."
     ),
-    queries: str = typer.Option(None, help="Dataset spec of the queries: a name under the data dir, a BEIR/MS MARCO dir or irds:<id>. [default: scifact]"),
-    split: str = typer.Option(None, help="Query split, e.g. test, dev, train ('all' = every query of the file). [default: test]"),
-    k: int = typer.Option(None, help="Hits kept per query. [default: 1000]"),
-    out: Path = typer.Option(None, help="Output run artifact directory. [default: runs/search]"),
-    encoder: str = typer.Option(None, help="Dense indexes only: encoder spec (must be the one that built the index; default: the index's)."),
-    batch_size: int = typer.Option(None, help="Dense indexes only: queries encoded per batch. [default: 64]"),
-    k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). [default: 0.9]"),
-    b: float = typer.Option(None, help="BM25 b (document-length normalization). [default: 0.4]"),
-    threads: int = typer.Option(None, help="BM25 search threads. [default: 2]"),
-    overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. [default: no]"),
-    cache_dir: Path = typer.Option(None, help="Where the default BM25 index is cached. [default: $RETR_HOME/bm25 or ~/.cache/retr/bm25]"),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options (a 'search:' section is used if present)."),
+    cache_dir: Path = typer.Option(
+        None, help="Where the default BM25 index is cached. Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="YAML file with any of these options (a 'search:' section is used if present)."
+    ),
 ) -> None:
     from retr.cli.common import build_config, friendly_errors
 

@@ -4,8 +4,8 @@ The corpus is streamed once into Anserini's ``JsonCollection`` format (``{"id", 
 " " + text as in Pyserini's BEIR "flat" indexes) in a scratch folder inside the artifact's tmp dir, one file per
 indexing thread, then indexed by ``io.anserini.index.IndexCollection`` with its default analyzer (English, Porter
 stemmer, stopwords), positions and document vectors stored, and merged into one segment. The raw text is not
-stored (texts are read from the dataset; search stays lighter). Search sorts hits by score then docid, so the order in which the indexing threads
-add documents changes no result.
+stored (texts are read from the dataset; search stays lighter). Search sorts hits by score then docid, so the
+order in which the indexing threads add documents changes no result.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def _run_indexer(collection: Path, index: Path, threads: int) -> dict[str, int]:
     except JavaException as error:
         raise ArtifactError(f"{index}: Anserini indexing failed: {error}") from None
     counters = indexer.getCounters()
-    return {name: int(getattr(counters, name).get()) for name in ("indexed", "empty", "unindexable", "skipped", "errors")}
+    names = ("indexed", "empty", "unindexable", "skipped", "errors")
+    return {name: int(getattr(counters, name).get()) for name in names}
 
 
 def default_cache_dir() -> Path:

@@ -65,7 +65,9 @@ def search(cfg: SearchConfig) -> Path:
             from retr.retrieval.lucene import engine_info
 
             writer.metrics["engine"] = engine_info()
-        writer.timing.update(search_seconds=round(seconds, 3), queries_per_s=round(len(queries) / max(seconds, 1e-9), 1))
+        writer.timing.update(
+            search_seconds=round(seconds, 3), queries_per_s=round(len(queries) / max(seconds, 1e-9), 1)
+        )
     return cfg.out
 
 

@@ -59,7 +59,8 @@ class MineConfig:
         self.index_cache = None if self.index_cache is None else Path(self.index_cache)
         if not 1 <= self.rank_min <= self.rank_max <= self.k:
             raise ValueError(
-                f"the negative window needs 1 <= rank_min <= rank_max <= k, got {self.rank_min}..{self.rank_max}, k={self.k}"
+                "the negative window needs 1 <= rank_min <= rank_max <= k, "
+                f"got {self.rank_min}..{self.rank_max} with k={self.k}"
             )
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
@@ -107,7 +108,8 @@ def mine(cfg: MineConfig) -> Path:
         started = time.perf_counter()
         picked, in_top_k = _search_and_sample(index, queries, judged, cfg, writer.dir / RUN_FILE)
         search_seconds = time.perf_counter() - started
-        wanted = {h.id for hits in picked.values() for h in hits or ()} | {d for q in queries for d in judged.get(q, ())}
+        wanted = {h.id for hits in picked.values() for h in hits or ()}
+        wanted |= {doc_id for qid in queries for doc_id in judged.get(qid, ())}
         docs = _collect_docs(dataset, wanted)
 
         stats: dict[str, Any] = {"queries": len(queries)}
@@ -187,7 +189,9 @@ def _write_training_set(
                 if hit.id not in docs:
                     raise DataError(f"{hit.id}: BM25 returned a document that is not in the corpus; rebuild the index")
                 doc = docs[hit.id]
-                negatives.append({"id": doc.id, "title": doc.title, "text": doc.text, "rank": hit.rank, "score": hit.score})
+                negatives.append(
+                    {"id": doc.id, "title": doc.title, "text": doc.text, "rank": hit.rank, "score": hit.score}
+                )
             record = {
                 "query_id": qid,
                 "query": text,

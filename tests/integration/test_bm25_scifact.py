@@ -81,7 +81,8 @@ def test_mine_scifact_train(scifact: str, mined: dict[str, Path]) -> None:
     records = [json.loads(line) for line in (mined["a"] / "train.jsonl").read_text().splitlines()]
     metrics = manifest["metrics"]
     assert len(records) == metrics["training_queries"] > 0
-    assert metrics["training_queries"] + metrics["queries_without_positive"] + metrics["queries_short_of_negatives"] == len(qrels)
+    left_out = metrics["queries_without_positive"] + metrics["queries_short_of_negatives"]
+    assert metrics["training_queries"] + left_out == len(qrels)
     for record in records:
         judged = {d for d, grade in qrels[record["query_id"]].items() if grade >= 1}
         assert record["positives"] and {p["id"] for p in record["positives"]} <= judged
