@@ -5,7 +5,7 @@ perturbed (its ScoreTiesAdjusterReranker), exactly what Pyserini's ``batch_searc
 hits cross into Python: ``LuceneSearcher.batch_search`` turns every hit into a pyjnius proxy object (two JNI calls
 per field read), which dominates at large k. Here the Java result map of a batch of queries is serialized to one
 JSON string by the Jackson library inside the Anserini jar and parsed by Python's C JSON parser, so there is one
-JNI round trip per batch (bench/bench_mine.py measures both ways: 1.6x faster end to end at k=1000 on SciFact).
+JNI round trip per batch (bench/bench_mine.py measures both: 1.2-1.9x faster end to end at k=1000 on SciFact).
 
 What remains is Anserini's own cost in Java, mostly loading the stored document of every hit to read its docid.
 Anserini 1.7.1's ``batch_search`` sizes its thread pool to the machine's processors; ``threads`` is passed on but
