@@ -40,7 +40,9 @@ LABELS = {
 }  # fmt: skip
 MISSING_POLICIES = ("zero", "skip")
 # TREC Deep Learning passage/document qrels: binary metrics are published at relevance >= 2.
-_TREC_DL = re.compile(r"(^|[^a-z0-9])(dl[-_]?(19|20|21|22|23)|trec[-_]?dl|deep[-_]?learning)", re.IGNORECASE)
+_TREC_DL = re.compile(
+    r"(^|[^a-z0-9])(dl[-_]?(19|20|21|22|23)|trec[-_]?dl|deep[-_]?learning)(?![0-9])", re.IGNORECASE
+)
 
 
 def _split_metric(metric: str) -> tuple[str, str, int | None]:
@@ -173,15 +175,17 @@ def score_runs(
         ordered = trec_order({q: docs for q, docs in run.items() if q in wanted and docs})
         ranx_run = ranx.Run(ordered, name=name) if ordered else ranx.Run(name=name)
         ranx_runs.append(ranx_run)
-    report = ranx.compare(
-        ranx_qrels,
-        ranx_runs,
-        metrics,
-        stat_test=stat_test if len(ranx_runs) > 1 else "student",
-        max_p=alpha,
-        threads=1,
-        make_comparable=True,  # adds empty results (score 0) for judged queries a run lacks
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)  # t-test, ties
+        report = ranx.compare(
+            ranx_qrels,
+            ranx_runs,
+            metrics,
+            stat_test=stat_test if len(ranx_runs) > 1 else "student",
+            max_p=alpha,
+            threads=1,
+            make_comparable=True,  # adds empty results (score 0) for judged queries a run lacks
+        )
     per_query = {
         run.name: {m: np.array([float(run.scores[m][q]) for q in queries]) for m in metrics} for run in ranx_runs
     }

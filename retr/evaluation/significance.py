@@ -6,9 +6,9 @@ What ranx 0.3.21 offers and how it is wired (``ranx.compare(stat_test=...)``):
 - ``tukey``: Tukey's HSD over all runs (``scipy.stats.tukey_hsd``) — used from ranx as is; it already controls the
   family-wise error over all pairs, so no further correction is applied to it.
 - ``fisher``: ranx has a randomization test, but it draws its permutations in numba threads whose generators the
-  seed does not reach, so the same seed gives different p-values from run to run (see
-  ``tests/unit/test_significance.py``). :func:`fisher_randomization` replaces it with scipy's seeded
-  ``permutation_test`` (paired: each permutation swaps the two systems' scores on a query with probability 1/2).
+  seed does not reach, so the same seed gives different p-values from call to call (three calls with seed 42 on
+  one pair of 43-query score arrays gave 0.019, 0.026 and 0.027). :func:`fisher_randomization` replaces it with
+  scipy's seeded ``permutation_test`` (paired: each permutation swaps the two systems' scores on a query with probability 1/2).
 - Multiple-comparison corrections: ranx has none; :func:`adjust_pvalues` implements Bonferroni and Holm.
 
 The family for a correction is all pairs of runs on one metric (n runs -> n(n-1)/2 tests per metric).
