@@ -98,27 +98,24 @@ def trec_order(run: Mapping[str, Mapping[str, float]]) -> Run:
     return ordered
 
 
-def judged(qrels: Mapping[str, Mapping[str, int]]) -> Qrels:
-    """The qrels without queries that have no judgment at all (those cannot be scored)."""
-    return {qid: dict(docs) for qid, docs in qrels.items() if docs}
-
-
-def coverage(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]], rel_level: int = 1) -> dict:
+def coverage(
+    qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]], rel_level: int = 1
+) -> dict[str, int]:
     """Counts of the query sets that decide what a mean is over (reported with every score)."""
     judged_ids = {q for q, docs in qrels.items() if docs}
     run_ids = {q for q, docs in run.items() if docs}
     return {
         "judged_queries": len(judged_ids),
-        "judged_without_relevant": sum(
-            1 for q in judged_ids if not any(r >= rel_level for r in qrels[q].values())
-        ),
+        "judged_without_relevant": sum(1 for q in judged_ids if not any(r >= rel_level for r in qrels[q].values())),
         "run_queries": len(run_ids),
         "run_queries_unjudged": len(run_ids - judged_ids),  # ignored, as trec_eval does
         "judged_missing_from_run": len(judged_ids - run_ids),  # 0 under missing="zero", dropped under "skip"
     }
 
 
-def query_set(qrels: Mapping[str, Mapping[str, int]], runs: Iterable[Mapping[str, Mapping[str, float]]], missing: str) -> list[str]:
+def query_set(
+    qrels: Mapping[str, Mapping[str, int]], runs: Iterable[Mapping[str, Mapping[str, float]]], missing: str
+) -> list[str]:
     """The queries a mean is taken over: all judged ones ("zero"), or the judged ones every run has ("skip")."""
     if missing not in MISSING_POLICIES:
         raise DataError(f"missing={missing!r}: use one of {', '.join(MISSING_POLICIES)}")
