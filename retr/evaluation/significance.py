@@ -57,6 +57,7 @@ def fisher_randomization(a: np.ndarray, b: np.ndarray, permutations: int = 10_00
         permutation_type="samples",
         vectorized=True,
         n_resamples=permutations,
+        batch=max(1, 4_000_000 // len(a)),  # resamples per vectorized batch: bounds memory to ~100 MB
         alternative="two-sided",
         rng=np.random.default_rng(seed),
     )
