@@ -66,10 +66,11 @@ def make_encoder(encoder: EncoderLike, name: str, identity: dict[str, Any]):
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):  # noqa: ANN001
             texts = [text for batch in inputs for text in batch["text"]]
+            progress = bool(kwargs.get("show_progress_bar", False))
             if prompt_type == PromptType.query:
-                vectors = encoder.encode_queries(texts)
+                vectors = encoder.encode_queries(texts, progress=progress)
             else:
-                vectors = encoder.encode_passages(texts)
+                vectors = encoder.encode_passages(texts, progress=progress)
             return np.asarray(vectors, dtype=np.float32)
 
     return MtebEncoder()
