@@ -60,3 +60,22 @@ class HashEncoder:
 @pytest.fixture
 def hash_encoder() -> HashEncoder:
     return HashEncoder()
+
+
+def _exact_search(encoder, dataset, split: str, k: int = 1000) -> dict:
+    """Brute-force inner-product top-k over a Dataset's corpus (what a flat FAISS IP index returns) -> a Run."""
+    import numpy as np
+
+    docs = list(dataset.corpus())
+    queries = dataset.queries(split)
+    scores = encoder.encode_queries(list(queries.values())) @ encoder.encode_passages([d.contents for d in docs]).T
+    run = {}
+    for row, qid in enumerate(queries):
+        top = np.argsort(-scores[row], kind="stable")[:k]
+        run[qid] = {docs[j].id: float(scores[row, j]) for j in top}
+    return run
+
+
+@pytest.fixture
+def exact_search():
+    return _exact_search

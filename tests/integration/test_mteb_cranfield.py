@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,13 @@ from retr.evaluation.mteb_eval import evaluate_mteb
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location("_mteb_unit", Path(__file__).parents[1] / "unit" / "test_mteb_eval.py")
-_unit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_unit)
 
-
-def test_cranfield_mteb_equals_ranx(data_dir: Path, hash_encoder) -> None:
+def test_cranfield_mteb_equals_ranx(data_dir: Path, hash_encoder, exact_search) -> None:
     if not (data_dir / "cranfield").is_dir():
         pytest.skip("cranfield not found")
     dataset = Dataset(str(data_dir / "cranfield"))
     mteb = evaluate_mteb(hash_encoder, str(dataset.root), "test")["scores"]
-    ours = evaluate(dataset.qrels("test"), _unit.exact_search(hash_encoder, dataset, "test"), ["ndcg@10", "mrr@10"])
+    ours = evaluate(dataset.qrels("test"), exact_search(hash_encoder, dataset, "test"), ["ndcg@10", "mrr@10"])
     assert ours["ndcg@10"] > 0.05
     assert mteb["ndcg_at_10"] == pytest.approx(ours["ndcg@10"], abs=0.005)
     assert mteb["mrr_at_10"] == pytest.approx(ours["mrr@10"], abs=0.005)

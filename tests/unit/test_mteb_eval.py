@@ -6,7 +6,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from retr.data.artifacts import open_artifact
@@ -38,19 +37,7 @@ def synthetic_beir(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def exact_search(encoder, dataset: Dataset, split: str, k: int = 1000) -> dict[str, dict[str, float]]:
-    """The ranx path's run: brute-force inner product over the corpus (what a flat FAISS IP index returns)."""
-    docs = list(dataset.corpus())
-    queries = dataset.queries(split)
-    scores = encoder.encode_queries(list(queries.values())) @ encoder.encode_passages([d.contents for d in docs]).T
-    run = {}
-    for row, qid in enumerate(queries):
-        top = np.argsort(-scores[row], kind="stable")[:k]
-        run[qid] = {docs[j].id: float(scores[row, j]) for j in top}
-    return run
-
-
-def test_mteb_agrees_with_ranx(tmp_path: Path, hash_encoder) -> None:
+def test_mteb_agrees_with_ranx(tmp_path: Path, hash_encoder, exact_search) -> None:
     dataset = Dataset(str(synthetic_beir(tmp_path / "toy")))
     result = mteb_eval.evaluate_mteb(hash_encoder, str(dataset.root), "test")
     ours = evaluate(dataset.qrels("test"), exact_search(hash_encoder, dataset, "test"),
