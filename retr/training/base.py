@@ -25,7 +25,7 @@ def input_record(spec: str, identity: dict[str, Any] | None) -> dict[str, Any]:
     if (path / MANIFEST).is_file():
         return open_artifact(path, kind="model").as_input()
     record = dict(identity or {})
-    record.setdefault("kind", "base-model")
+    record.setdefault("kind", "backbone")
     record.setdefault("path", base_spec(spec))
     return record
 
@@ -37,7 +37,7 @@ def load_base(spec: str) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     except ImportError:
         load_backbone = None
     if load_backbone is not None:
-        model, tokenizer, identity = load_backbone(spec)
+        model, tokenizer, identity = load_backbone(spec, dtype="float32")  # fp32 weights; bf16 comes from autocast
     else:
         model, tokenizer, identity = _load_local(spec)
     if model.get_output_embeddings() is None:
@@ -58,4 +58,4 @@ def _load_local(spec: str):
         )
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return model, tokenizer, {"kind": "base-model", "path": str(path.resolve())}
+    return model, tokenizer, {"kind": "backbone", "path": str(path.resolve())}

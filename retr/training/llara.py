@@ -29,6 +29,12 @@ PREFIX = '"'
 EBAE_PROMPT = '", summarize the above passage within {k} words: '
 EBAR_PROMPT = '", predict the following passage within {k} words: '
 MASKABLE = ("eager", "sdpa", "flex_attention")
+NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
+
+
+def _words(k: int) -> str:
+    """k as LLaRA writes it ("eight"), so k=8 gives exactly the paper's (and retr's "llara" preset's) prompts."""
+    return NUMBERS[k] if k < len(NUMBERS) else str(k)
 
 
 def placeholder_names(k: int) -> tuple[list[str], list[str]]:
@@ -50,8 +56,8 @@ def encoder_templates(k: int) -> dict[str, str]:
     """EncoderOptions templates of a LLaRA model: passages get the EBAE prompt, queries the EBAR prompt."""
     ebae, ebar = placeholder_names(k)
     return {
-        "passage_template": PREFIX + "{text}" + EBAE_PROMPT.format(k=k) + "".join(ebae),
-        "query_template": PREFIX + "{text}" + EBAR_PROMPT.format(k=k) + "".join(ebar),
+        "passage_template": PREFIX + "{text}" + EBAE_PROMPT.format(k=_words(k)) + "".join(ebae),
+        "query_template": PREFIX + "{text}" + EBAR_PROMPT.format(k=_words(k)) + "".join(ebar),
     }
 
 
@@ -64,8 +70,8 @@ def encode_pairs(
     padded with -1.
     """
     k = len(ebae_ids)
-    ebae = tokenizer(EBAE_PROMPT.format(k=k), add_special_tokens=False)["input_ids"] + list(ebae_ids)
-    ebar = tokenizer(EBAR_PROMPT.format(k=k), add_special_tokens=False)["input_ids"] + list(ebar_ids)
+    ebae = tokenizer(EBAE_PROMPT.format(k=_words(k)), add_special_tokens=False)["input_ids"] + list(ebae_ids)
+    ebar = tokenizer(EBAR_PROMPT.format(k=_words(k)), add_special_tokens=False)["input_ids"] + list(ebar_ids)
     special = set(tokenizer.all_special_ids)
 
     def bag(text: str) -> list[int]:

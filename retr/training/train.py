@@ -53,7 +53,7 @@ def _load_examples(cfg: TrainConfig) -> tuple[list[QueryExample] | list[PassageP
     return read_training_set(artifact.file("train.jsonl"), cfg.max_examples), artifact.as_input()
 
 
-def encoder_options(cfg: TrainConfig) -> dict:
+def encoder_options(cfg: TrainConfig, tokenizer) -> dict:
     """EncoderOptions of the trained model (field names of retr.retrieval.encoder.EncoderOptions)."""
     options = {
         "pooling": cfg.pooling,
@@ -67,11 +67,15 @@ def encoder_options(cfg: TrainConfig) -> dict:
         "quantize": None,
     }
     if cfg.objective == "llara":
-        # LLaRA embeds with the prompt's placeholder states under causal attention; "last" is the closest pooling
-        # EncoderOptions offers to the mean of the k placeholder states used in training.
-        options.update(encoder_templates(cfg.llara_tokens), pooling="last", attention="causal")
-        options["max_query_length"] += 32 + 2 * cfg.llara_tokens
-        options["max_passage_length"] += 32 + 2 * cfg.llara_tokens
+        # LLaRA's prompts, causal attention as in training. LLaRA embeds with the mean of the k placeholder states;
+        # EncoderOptions has no such pooling, and its "last" pooling appends EOS, so the mean of all states it is.
+        # The encoder truncates inside the text only, so the budgets grow by the prompt's length.
+        templates = encoder_templates(cfg.llara_tokens)
+        options.update(templates, attention="causal", pooling="mean")
+        for side in ("query", "passage"):
+            prompt = templates[f"{side}_template"].replace("{text}", "")
+            budget = cfg.max_query_length if side == "query" else cfg.max_passage_length
+            options[f"max_{side}_length"] = budget + len(tokenizer(prompt)["input_ids"])
     return options
 
 
@@ -200,7 +204,7 @@ def _write_model(directory: Path, model, tokenizer, cfg: TrainConfig) -> None:
 
     model.save_pretrained(directory / "adapter", save_embedding_layers=False)
     tokenizer.save_pretrained(directory / "tokenizer")
-    encoder = {"base": base_spec(cfg.model), "adapter": "adapter", "options": encoder_options(cfg)}
+    encoder = {"base": base_spec(cfg.model), "adapter": "adapter", "options": encoder_options(cfg, tokenizer)}
     (directory / "encoder.json").write_text(json.dumps(encoder, indent=2) + "\n")
     (directory / "train_config.yaml").write_text(yaml.safe_dump(_config_dict(cfg), sort_keys=False))
 

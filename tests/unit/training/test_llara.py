@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from retr.retrieval.attention import forward_hidden
-from retr.training.llara import PREFIX, EBAE_PROMPT, EBAR_PROMPT, add_placeholders, encode_pairs, joint_hidden, llara_losses
+from retr.training.llara import (
+    EBAE_PROMPT,
+    EBAR_PROMPT,
+    PREFIX,
+    add_placeholders,
+    encode_pairs,
+    encoder_templates,
+    joint_hidden,
+    llara_losses,
+)
 
 PAIRS = [
     ("star planet orbit rocket moon galaxy comet", "ocean wave fish boat"),
@@ -43,8 +52,8 @@ def test_joint_pass_equals_separate_passes(arch, attn, request):
         ebae_rows, ebar_rows = [], []
         for passage, _ in PAIRS:
             head = tokenizer(PREFIX + passage)["input_ids"]
-            ebae_rows.append(head + tokenizer(EBAE_PROMPT.format(k=3), add_special_tokens=False)["input_ids"] + ebae_ids)
-            ebar_rows.append(head + tokenizer(EBAR_PROMPT.format(k=3), add_special_tokens=False)["input_ids"] + ebar_ids)
+            ebae_rows.append(head + tokenizer(EBAE_PROMPT.format(k="three"), add_special_tokens=False)["input_ids"] + ebae_ids)
+            ebar_rows.append(head + tokenizer(EBAR_PROMPT.format(k="three"), add_special_tokens=False)["input_ids"] + ebar_ids)
         alone_ae = _separate(model, tokenizer, ebae_rows)
         alone_ar = _separate(model, tokenizer, ebar_rows)
     for i, (ae_row, ar_row) in enumerate(zip(ebae_rows, ebar_rows)):
@@ -57,11 +66,8 @@ def test_joint_pass_equals_separate_passes(arch, attn, request):
         torch.testing.assert_close(joint[i, batch["ebar_index"][i]], alone_ar[i, ar_pos], atol=1e-5, rtol=1e-4)
     # and the mask matters: without it, EBAR states would see the EBAE prompt and differ
     plain = forward_hidden(model, batch["input_ids"], batch["attention_mask"], "causal")
-    assert not torch.allclose(plain[0, batch["ebar_index"][0]], alone_ar[0, ar_pos_of(ebar_rows[0])], atol=1e-3)
-
-
-def ar_pos_of(row):
-    return list(range(len(row) - 3, len(row)))
+    last = len(ebar_rows[0])
+    assert not torch.allclose(plain[0, batch["ebar_index"][0]], alone_ar[0, last - 3 : last], atol=1e-3)
 
 
 def test_placeholders_are_new_special_tokens(tiny_llama):
@@ -119,3 +125,13 @@ def test_llara_loss_trains_lora_and_new_rows_only(tiny_llama):
     rows_after = model.get_input_embeddings()(torch.arange(len(tokenizer))).detach()
     moved = (rows_after - rows_before).abs().sum(1) > 0
     assert moved.nonzero().flatten().tolist() == sorted(ebae_ids + ebar_ids)
+
+
+def test_templates_are_the_papers_prompts_for_eight_tokens():
+    templates = encoder_templates(8)
+    assert templates["passage_template"] == (
+        '"{text}", summarize the above passage within eight words: <s1><s2><s3><s4><s5><s6><s7><s8>'
+    )
+    assert templates["query_template"] == (
+        '"{text}", predict the following passage within eight words: <s9><s10><s11><s12><s13><s14><s15><s16>'
+    )

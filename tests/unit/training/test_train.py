@@ -80,7 +80,7 @@ def test_model_artifact_rebuilds_the_trained_encoder(objective, tiny_llama, trai
     assert {"encoder.json", "train_log.jsonl", "loss.png", "train_config.yaml", "adapter/adapter_model.safetensors",
             "adapter/adapter_config.json"} <= names
     assert not any(n.startswith("checkpoint") for n in names)
-    assert [r["kind"] for r in artifact.manifest["inputs"]] == ["base-model", "dataset" if objective == "llara" else "training-set"]
+    assert [r["kind"] for r in artifact.manifest["inputs"]] == ["backbone", "dataset" if objective == "llara" else "training-set"]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
     assert artifact.manifest["metrics"]["final_loss"] == log[-1]["loss"]
