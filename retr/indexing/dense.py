@@ -115,7 +115,10 @@ def build_index(config: IndexConfig) -> Path:
 
     shard = encoding.Shard.parse(config.shard)
     if config.threads:
+        import faiss
+
         torch.set_num_threads(config.threads)
+        faiss.omp_set_num_threads(config.threads)
     dataset = Dataset(config.corpus)
     keep = encoding.read_id_file(config.doc_ids) if config.doc_ids else None
     encoder = load_encoder(config.encoder, **encoder_overrides(config))

@@ -59,7 +59,7 @@ def search_dense(index: Artifact | str | Path, queries: dict[str, str], k: int =
     artifact.verify([INDEX, IDS])
     model = load_encoder(spec, **encoder_record(artifact)["options"])
     params = artifact.config.get("search_params", "") if search_params is None else search_params
-    faiss_index = load_faiss(artifact.file(INDEX), gpu=artifact.config.get("gpu"), search_params=params)
+    faiss_index = load_faiss(artifact.file(INDEX), search_params=params)
     doc_ids = artifact.file(IDS).read_text().splitlines()
     run: Run = {}
     qids = list(queries)
