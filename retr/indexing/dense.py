@@ -1,0 +1,244 @@
+"""`retr index`: encode a corpus into a FAISS index (artifact kind "dense-index"), optionally in shards.
+
+One process: ``build_index(IndexConfig(corpus=..., encoder=...))`` -> ``dense-index``. n processes (or GPUs):
+``shard="i/n"`` -> ``dense-shard`` artifacts holding their chunks, then ``merge_shards(MergeConfig(shards=[...]))``
+-> the ``dense-index`` that one process would have written (same ids, same vectors, same run files).
+
+A ``dense-index`` holds ``embeddings/NNNNNN.npy`` + ``NNNNNN.ids.txt`` (the chunks, float32), ``ids.txt`` (the
+string id of each FAISS row, in row order) and ``index.faiss``. Its manifest names the corpus and the encoder
+(backbone identity and options), which :func:`retr.retrieval.dense_search.search_dense` uses for the queries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retr.data.artifacts import MANIFEST, Artifact, ArtifactError, ArtifactWriter, open_artifact, sha256_json
+from retr.data.datasets import Dataset
+from retr.data.datasets import _cached_sha256 as cached_sha256
+from retr.indexing import encode as encoding
+from retr.indexing.faiss_index import build_faiss, save_faiss
+
+EMBEDDINGS = "embeddings"
+IDS = "ids.txt"
+INDEX = "index.faiss"
+# Config fields that do not change the vectors or the index: a merge ignores them when comparing shards.
+LOCAL_FIELDS = ("out", "overwrite", "shard", "threads", "gpu")
+
+
+@dataclass
+class IndexConfig:
+    """Options of `retr index`; encoder options left as None take the encoder's own defaults."""
+
+    corpus: str = "scifact"
+    out: Path = Path("runs/index")
+    encoder: str = "default"
+    factory: str = "Flat"
+    prompt: str | None = None
+    pooling: str | None = None
+    attention: str | None = None
+    query_template: str | None = None
+    passage_template: str | None = None
+    normalize: bool | None = None
+    max_query_length: int | None = None
+    max_passage_length: int | None = None
+    dtype: str | None = None
+    quantize: str | None = None
+    batch_tokens: int | None = None
+    chunk_size: int = 1024
+    shard: str = "0/1"
+    limit: int | None = None
+    doc_ids: Path | None = None
+    train_size: int = 65536
+    search_params: str = ""
+    seed: int = 0
+    threads: int | None = None
+    gpu: bool | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.doc_ids = Path(self.doc_ids) if self.doc_ids else None
+
+
+@dataclass
+class MergeConfig:
+    """Options of `retr index --merge`: the dense-shard artifacts of one sharded run, all n of them."""
+
+    shards: list[str] = field(default_factory=list)
+    out: Path = Path("runs/index")
+    gpu: bool | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.shards = [str(s) for s in self.shards]
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
+
+
+def encoder_overrides(config: IndexConfig) -> dict[str, Any]:
+    """EncoderOptions overrides from the index config (``prompt`` sets both templates unless they are given)."""
+    from retr.retrieval.encoder import EncoderOptions
+
+    values = {name: getattr(config, name) for name in EncoderOptions.fields()}
+    if config.prompt is not None:
+        values["query_template"] = values["query_template"] or config.prompt
+        values["passage_template"] = values["passage_template"] or config.prompt
+    return values
+
+
+def corpus_record(dataset: Dataset) -> dict[str, Any]:
+    """The corpus input record; a corpus that is itself an artifact (e.g. a subset) is recorded as that artifact."""
+    if dataset.root is not None and (dataset.root / MANIFEST).is_file():
+        return {**open_artifact(dataset.root).as_input(), "corpus": True}
+    return {**dataset.as_input(None), "corpus": True}
+
+
+def build_index(config: IndexConfig) -> Path:
+    """Encode ``config.corpus`` (this process's shard of it) and write the artifact; see the module docstring."""
+    if config.encoder == "bm25":
+        return _build_bm25(config)
+    import torch
+
+    from retr.retrieval.backbone import is_model_artifact
+    from retr.retrieval.encoder import load_encoder
+
+    shard = encoding.Shard.parse(config.shard)
+    if config.threads:
+        import faiss
+
+        torch.set_num_threads(config.threads)
+        faiss.omp_set_num_threads(config.threads)
+    dataset = Dataset(config.corpus)
+    keep = encoding.read_id_file(config.doc_ids) if config.doc_ids else None
+    encoder = load_encoder(config.encoder, **encoder_overrides(config))
+    if config.batch_tokens:
+        encoder.batch_tokens = config.batch_tokens
+    inputs: list[Any] = [corpus_record(dataset), encoder.identity()]
+    if is_model_artifact(config.encoder):
+        inputs.append(open_artifact(config.encoder, kind="model"))
+    if config.doc_ids:
+        inputs.append({"kind": "doc-ids", "path": str(Path(config.doc_ids).resolve()),
+                       "sha256": cached_sha256(Path(config.doc_ids))})
+    records = [item.as_input() if isinstance(item, Artifact) else item for item in inputs]
+    settings = config_dict(config)
+    kind = "dense-index" if shard.count == 1 else "dense-shard"
+    fingerprint = sha256_json({"config": {k: v for k, v in settings.items() if k not in LOCAL_FIELDS},
+                               "inputs": records})
+    with ArtifactWriter(config.out, kind, settings, records, overwrite=config.overwrite) as writer:
+        store = encoding.ChunkStore(writer.dir / EMBEDDINGS, fingerprint)
+        total = sum(1 for _ in encoding.select_docs(dataset.corpus(), config.limit, keep))
+        if total == 0:
+            raise ArtifactError(f"{config.corpus}: no documents to encode (check --limit / --doc-ids)")
+        stats = encoding.encode_corpus(
+            encoder, encoding.select_docs(dataset.corpus(), config.limit, keep), store, config.chunk_size, shard,
+            total_docs=total,
+        )
+        writer.metrics.update(stats, dim=encoder.dim, dtype="float32", encoder=encoder.spec, shard=str(shard),
+                              corpus_stats=dict(dataset.stats))
+        if keep is not None and config.limit is None:
+            writer.metrics["doc_ids_not_in_corpus"] = len(keep) - stats["docs"]
+        writer.timing.update(encode_seconds=stats["encode_seconds"], items_per_s=stats["passages_per_s"],
+                             tokens_per_s=stats["tokens_per_s"])
+        if shard.count == 1:
+            writer.metrics.update(_assemble({c: store for c in store.finished()}, stats["chunks"], writer.dir,
+                                            config.factory, config.train_size, config.seed, config.gpu))
+    return config.out
+
+
+def _build_bm25(config: IndexConfig) -> Path:
+    from retr.indexing.bm25 import BM25IndexConfig, build_bm25_index
+
+    return build_bm25_index(BM25IndexConfig(corpus=config.corpus, out=config.out, threads=config.threads or 2,
+                                            overwrite=config.overwrite))
+
+
+def _assemble(stores: dict[int, encoding.ChunkStore], chunks: int, out: Path, factory: str, train_size: int,
+              seed: int, gpu: bool | None) -> dict[str, Any]:
+    """Concatenate chunks 0..chunks-1 in order into ``ids.txt`` and a FAISS index under ``out``."""
+    missing = [c for c in range(chunks) if c not in stores]
+    if missing:
+        raise ArtifactError(f"{out}: chunks {missing[:5]} were not encoded; re-run the index stage")
+    ids: list[str] = []
+    parts = []
+    for chunk in range(chunks):
+        ids.extend(stores[chunk].read_ids(chunk))
+        parts.append(stores[chunk].read_vectors(chunk))
+    vectors = np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
+    if len(set(ids)) != len(ids):
+        raise ArtifactError(f"{out}: duplicate document ids across chunks; rebuild the index from scratch")
+    index = build_faiss(vectors, factory, train_size=train_size, seed=seed, gpu=gpu, progress=True)
+    save_faiss(index, out / INDEX)
+    (out / IDS).write_text("".join(f"{doc_id}\n" for doc_id in ids))
+    return {"vectors": int(index.ntotal), "factory": factory, "index_bytes": (out / INDEX).stat().st_size}
+
+
+def merge_shards(config: MergeConfig) -> Path:
+    """Combine the n ``dense-shard`` artifacts of one sharded run into the ``dense-index`` one process writes."""
+    if not config.shards:
+        raise ArtifactError("merge: no shard artifacts given")
+    shards = [open_artifact(path, kind="dense-shard", verify=True) for path in config.shards]
+    first = shards[0]
+    common = {k: v for k, v in first.config.items() if k not in LOCAL_FIELDS}
+    count = encoding.Shard.parse(first.config["shard"]).count
+    seen: dict[int, Artifact] = {}
+    for artifact in shards:
+        other = {k: v for k, v in artifact.config.items() if k not in LOCAL_FIELDS}
+        if other != common or _plain_inputs(artifact) != _plain_inputs(first):
+            raise ArtifactError(f"{artifact.path}: built with another config, corpus or encoder than {first.path}; "
+                                "merge only the shards of one run")
+        shard = encoding.Shard.parse(artifact.config["shard"])
+        if shard.count != count or shard.index in seen:
+            raise ArtifactError(f"{artifact.path}: shard {shard} does not fit the others (or is given twice)")
+        seen[shard.index] = artifact
+    if len(seen) != count:
+        missing = sorted(set(range(count)) - set(seen))
+        raise ArtifactError(f"merge: shards {', '.join(f'{i}/{count}' for i in missing)} are missing; pass all {count}")
+    chunks = first.manifest["metrics"]["chunks"]
+    settings = {**common, "out": str(config.out), "merged_shards": count, "gpu": config.gpu}
+    inputs = _plain_inputs(first) + [seen[i] for i in range(count)]
+    with ArtifactWriter(config.out, "dense-index", settings, inputs, overwrite=config.overwrite) as writer:
+        target = encoding.ChunkStore(writer.dir / EMBEDDINGS)
+        for index in range(count):
+            source = encoding.ChunkStore(seen[index].path / EMBEDDINGS)
+            for chunk in source.finished():
+                for path in (source.ids_path(chunk), source.vectors_path(chunk)):
+                    _link_or_copy(path, target.folder / path.name)
+        metrics = {k: first.manifest["metrics"][k] for k in ("docs", "chunks", "dim", "dtype", "encoder")}
+        metrics["tokens"] = sum(a.manifest["metrics"].get("tokens", 0) for a in shards)
+        metrics["shards"] = {str(i): seen[i].manifest.get("timing", {}) for i in range(count)}
+        writer.metrics.update(metrics)
+        writer.metrics.update(_assemble({c: target for c in target.finished()}, chunks, writer.dir, common["factory"],
+                                        common["train_size"], common["seed"], config.gpu))
+    return config.out
+
+
+def _plain_inputs(artifact: Artifact) -> list[dict[str, Any]]:
+    """The corpus, encoder (and model / doc-id) records of a shard manifest."""
+    return [dict(record) for record in artifact.manifest.get("inputs", [])]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def load_embeddings(index: Artifact | Path) -> tuple[list[str], np.ndarray]:
+    """(ids, float32 [n, dim]) of a dense-index, in FAISS row order."""
+    artifact = index if isinstance(index, Artifact) else open_artifact(index, kind="dense-index")
+    store = encoding.ChunkStore(artifact.path / EMBEDDINGS)
+    chunks = store.finished()
+    ids = [doc_id for chunk in chunks for doc_id in store.read_ids(chunk)]
+    return ids, np.concatenate([store.read_vectors(chunk, mmap=False) for chunk in chunks])

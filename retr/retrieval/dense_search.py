@@ -1,0 +1,72 @@
+"""Dense search: encode queries with the encoder recorded in a dense-index manifest, FAISS top-k in batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from retr.data.artifacts import Artifact, ArtifactError, open_artifact
+
+Run = dict[str, dict[str, float]]
+
+
+def encoder_record(index: Artifact) -> dict[str, Any]:
+    """The encoder input record (backbone identity + options) of a dense-index manifest."""
+    for record in index.manifest.get("inputs", []):
+        if record.get("kind") == "encoder":
+            return record
+    raise ArtifactError(f"{index.path}: the manifest records no encoder; rebuild the index with `retr index`")
+
+
+def check_encoder(index: Artifact, requested: str | None = None) -> str:
+    """The backbone spec to encode queries with; refuses one whose weights differ from the index's encoder."""
+    from retr.retrieval.backbone import backbone_identity
+
+    record = encoder_record(index)
+    recorded = record["backbone"]
+    if requested is None:
+        return recorded.get("spec", record["id"])
+    try:
+        asked = backbone_identity(requested)
+    except ArtifactError as error:
+        raise ArtifactError(f"--encoder {requested}: {error}") from None
+    if asked["sha256"] != recorded["sha256"]:
+        raise ArtifactError(
+            f"{index.path}: built with encoder {record['id']!r} ({recorded['sha256'][:12]}), not {requested!r} "
+            f"({asked['sha256'][:12]}); search with --encoder {record['id']} (or none), or rebuild the index with "
+            f"--encoder {requested}"
+        )
+    return requested
+
+
+def search_dense(index: Artifact | str | Path, queries: dict[str, str], k: int = 1000, encoder: str | None = None,
+                 batch_size: int = 64, search_params: str | None = None, progress: bool = False) -> Run:
+    """Top-``k`` documents per query, {query id: {doc id: inner product}}.
+
+    Queries are encoded with the index's encoder and options (``encoder`` may name the same weights at another
+    place; other weights are refused). ``search_params`` overrides the index's FAISS parameters ("nprobe=32").
+    """
+    from tqdm.auto import tqdm
+
+    from retr.indexing.dense import IDS, INDEX
+    from retr.indexing.faiss_index import load_faiss, search_faiss
+    from retr.retrieval.encoder import load_encoder
+
+    artifact = index if isinstance(index, Artifact) else open_artifact(index, kind="dense-index")
+    if artifact.kind != "dense-index":
+        raise ArtifactError(f"{artifact.path}: is a {artifact.kind!r} artifact, expected 'dense-index'")
+    spec = check_encoder(artifact, encoder)
+    artifact.verify([INDEX, IDS])
+    model = load_encoder(spec, **encoder_record(artifact)["options"])
+    params = artifact.config.get("search_params", "") if search_params is None else search_params
+    faiss_index = load_faiss(artifact.file(INDEX), search_params=params)
+    doc_ids = artifact.file(IDS).read_text().splitlines()
+    run: Run = {}
+    qids = list(queries)
+    for start in tqdm(range(0, len(qids), batch_size), desc="search", unit="batch", disable=not progress):
+        batch = qids[start:start + batch_size]
+        vectors = model.encode_queries([queries[q] for q in batch])
+        scores, rows = search_faiss(faiss_index, vectors, k)
+        for qid, row_scores, row_ids in zip(batch, scores, rows):
+            run[qid] = {doc_ids[r]: float(s) for s, r in zip(row_scores, row_ids) if r >= 0}
+    return run

@@ -1,0 +1,269 @@
+"""The text encoder: a backbone plus options (attention, pooling, prompts, lengths, normalisation, dtype, int8).
+
+``load_encoder(spec, **overrides)`` -> :class:`Encoder` with ``encode_queries`` / ``encode_passages`` (float32
+NumPy arrays). Texts are tokenised with their prompt, truncated inside the text only (a prompt's prefix and suffix
+survive truncation), sorted by length and cut into token-budget batches, so padding is minimal and the output
+order is the input order. ``tokenize``, ``collate`` and ``embed`` are the differentiable pieces training uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from retr.data.artifacts import sha256_json
+from retr.retrieval import prompts
+from retr.retrieval.attention import ATTENTIONS, forward_hidden
+from retr.retrieval.pooling import POOLINGS, pool
+
+QUANTIZE = (None, "int8")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+CHARS_PER_TOKEN_CAP = 64  # texts are cut at 64 chars per allowed token before tokenising (no token is that long)
+
+
+@dataclass
+class EncoderOptions:
+    """How texts become vectors. Templates may also be preset names (see :mod:`retr.retrieval.prompts`)."""
+
+    pooling: str = "mean"
+    attention: str = "bidirectional"
+    query_template: str = "{text}"
+    passage_template: str = "{text}"
+    normalize: bool = True
+    max_query_length: int = 64
+    max_passage_length: int = 256
+    dtype: str = "auto"
+    quantize: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        if self.quantize not in QUANTIZE:
+            raise ValueError(f"unknown quantize {self.quantize!r}; choose int8 or leave it unset")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        for name in ("max_query_length", "max_passage_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        self.query_template = prompts.resolve(self.query_template, "query")
+        self.passage_template = prompts.resolve(self.passage_template, "passage")
+
+    @classmethod
+    def fields(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Encoder:
+    """A backbone with its encoding options; see the module docstring."""
+
+    def __init__(self, model: Any, tokenizer: Any, options: EncoderOptions, backbone: dict[str, Any],
+                 spec: str, decoder: bool, device: Any = None) -> None:
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options
+        self.backbone = backbone
+        self.spec = spec
+        self.is_decoder = decoder
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.batch_tokens = 16384 if self.device.type == "cpu" else 65536
+        self.max_batch_size = 512
+        if not decoder and options.attention != "bidirectional":
+            raise ValueError(f"{spec}: an encoder model; its attention is always bidirectional")
+        self.pad_id = _first_not_none(tokenizer.pad_token_id, tokenizer.eos_token_id, 0)
+        self.eos_id = tokenizer.eos_token_id if decoder else None
+
+    # ---------------------------------------------------------------- identity
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size if hasattr(self.model.config, "hidden_size")
+                   else self.model.get_input_embeddings().weight.shape[1])
+
+    def identity(self) -> dict[str, Any]:
+        """The manifest input record: backbone identity and options; ``sha256`` covers both."""
+        options = self.options.as_dict()
+        return {
+            "kind": "encoder",
+            "id": self.spec,
+            "sha256": sha256_json({"backbone": self.backbone["sha256"], "options": options}),
+            "backbone": self.backbone,
+            "options": options,
+            "dim": self.dim,
+        }
+
+    # ---------------------------------------------------------------- tokenisation
+    def tokenize(self, texts: Sequence[str], side: str) -> list[list[int]]:
+        """Token ids of each text inside its prompt, truncated to the side's max length inside the text only.
+
+        For last pooling on a decoder an EOS token ends every sequence (its state sees the whole text).
+        """
+        template = self.options.query_template if side == "query" else self.options.passage_template
+        max_length = self.options.max_query_length if side == "query" else self.options.max_passage_length
+        append_eos = self.options.pooling == "last" and self.eos_id is not None
+        budget = max(1, max_length - int(append_eos))
+        cap = max_length * CHARS_PER_TOKEN_CAP
+        formatted, spans = [], []
+        for text in texts:
+            text = text[:cap]
+            prompt, start = prompts.apply(template, text)
+            formatted.append(prompt)
+            spans.append((start, start + len(text)))
+        if not formatted:
+            return []
+        fast = getattr(self.tokenizer, "is_fast", False)
+        encoded = self.tokenizer(
+            formatted, add_special_tokens=True, return_offsets_mapping=fast, return_special_tokens_mask=fast,
+            return_attention_mask=False, verbose=False,
+        )
+        sequences = []
+        for i, ids in enumerate(encoded["input_ids"]):
+            ids = list(ids)
+            if len(ids) > budget and fast:
+                ids = _truncate_text(ids, encoded["offset_mapping"][i], encoded["special_tokens_mask"][i],
+                                     spans[i], budget)
+            elif len(ids) > budget:  # no offsets from a slow tokenizer: plain truncation
+                ids = ids[:budget]
+            if append_eos and (not ids or ids[-1] != self.eos_id):
+                ids.append(self.eos_id)
+            sequences.append(ids or [self.pad_id if self.eos_id is None else self.eos_id])
+        return sequences
+
+    def collate(self, sequences: Sequence[Sequence[int]], padding_side: str = "right"):
+        """Padded ``input_ids`` and ``attention_mask`` tensors on the encoder's device (either side gives the
+        same embeddings: positions come from the mask)."""
+        import torch
+
+        width = max(len(s) for s in sequences)
+        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            cols = slice(0, len(seq)) if padding_side == "right" else slice(width - len(seq), width)
+            input_ids[row, cols] = torch.as_tensor(seq, dtype=torch.long)
+            mask[row, cols] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
+    # ---------------------------------------------------------------- forward
+    def embed(self, input_ids, attention_mask):
+        """Pooled (and normalised) embeddings [batch, dim]; differentiable, in the model's dtype."""
+        import torch.nn.functional as F
+
+        hidden = forward_hidden(self.model, input_ids, attention_mask, self.options.attention)
+        vectors = pool(hidden, attention_mask, self.options.pooling)
+        return F.normalize(vectors, p=2, dim=-1) if self.options.normalize else vectors
+
+    def encode_queries(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self.encode(texts, "query", progress)
+
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self.encode(texts, "passage", progress)
+
+    def encode(self, texts: Sequence[str], side: str = "passage", progress: bool = False) -> np.ndarray:
+        """float32 [len(texts), dim] in the input order."""
+        return self.encode_ids(self.tokenize(texts, side), progress=progress)
+
+    def encode_ids(self, sequences: Sequence[Sequence[int]], progress: bool = False, bar: Any = None) -> np.ndarray:
+        """Encode tokenised sequences, longest first in token-budget batches; ``bar`` is an outer tqdm to update."""
+        import torch
+        from tqdm.auto import tqdm
+
+        out = np.zeros((len(sequences), self.dim), dtype=np.float32)
+        lengths = [len(s) for s in sequences]
+        own_bar = tqdm(total=len(sequences), unit="text", disable=not progress) if bar is None else None
+        with torch.inference_mode():
+            for batch in token_budget_batches(lengths, self.batch_tokens, self.max_batch_size):
+                input_ids, mask = self.collate([sequences[i] for i in batch])
+                out[batch] = self.embed(input_ids, mask).float().cpu().numpy()
+                (bar or own_bar).update(len(batch))
+        if own_bar is not None:
+            own_bar.close()
+        return out
+
+
+def token_budget_batches(lengths: Sequence[int], budget: int, max_size: int = 512) -> Iterator[list[int]]:
+    """Indices grouped longest first so that rows x longest row <= ``budget`` (one row at least per batch)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batch: list[int] = []
+    for index in order:
+        if batch and ((len(batch) + 1) * lengths[batch[0]] > budget or len(batch) >= max_size):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
+def _truncate_text(ids: list[int], offsets, special_mask, span: tuple[int, int], budget: int) -> list[int]:
+    """Drop the text's last tokens (never the prompt's or special tokens) until ``budget`` tokens remain."""
+    start, end = span
+    text_positions = [
+        j for j, ((a, _), special) in enumerate(zip(offsets, special_mask)) if not special and start <= a < end
+    ]
+    excess = len(ids) - budget
+    if excess > len(text_positions):  # the prompt alone is longer than the budget: keep its start
+        return ids[:budget]
+    drop = set(text_positions[len(text_positions) - excess:])
+    return [token for j, token in enumerate(ids) if j not in drop]
+
+
+def _first_not_none(*values: Any) -> Any:
+    return next(v for v in values if v is not None)
+
+
+def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Encoder:
+    """An :class:`Encoder` for a backbone spec; options default to a model artifact's encoder.json, then ours.
+
+    Overrides left as None are ignored. ``device``: default cuda when available, else cpu.
+    """
+    import torch
+
+    from retr.retrieval.backbone import artifact_encoder_json, is_decoder_config, is_model_artifact, load_backbone
+
+    unknown = set(option_overrides) - EncoderOptions.fields()
+    if unknown:
+        raise TypeError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    if is_model_artifact(spec):
+        saved = artifact_encoder_json(spec).get("options") or {}
+        values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
+    values.update({k: v for k, v in option_overrides.items() if v is not None})
+    options = EncoderOptions(**values)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if options.quantize == "int8" and device.type != "cpu":
+        raise ValueError("quantize=int8 is dynamic quantisation for CPU inference; leave it unset on a GPU")
+    dtype = "float32" if options.quantize == "int8" else options.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
+    model, tokenizer, identity = load_backbone(spec, dtype=dtype)
+    decoder = is_decoder_config(model.config)
+    model.to(device)
+    if options.quantize == "int8":
+        model = quantize_int8(model)
+    return Encoder(model, tokenizer, options, identity, str(spec), decoder, device)
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of the Linear layers (weights int8, activations quantised per batch), CPU only.
+
+    The LM head is skipped: encoding never uses it. GPT-2's Conv1D projections are not ``nn.Linear`` and stay fp32.
+    """
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name: default_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.split(".")[-1] == "lm_head"
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao (not installed)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
