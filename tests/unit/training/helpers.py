@@ -1,5 +1,5 @@
 """Builders of the training tests' inputs (importable by unit and integration tests): tiny random Llama / Qwen2
-models with a tokenizer trained here, a synthetic "training-set" artifact, a tiny passage corpus."""
+models with tied embeddings, a synthetic "training-set" artifact, a tiny passage corpus."""
 
 from __future__ import annotations
 
@@ -23,43 +23,20 @@ def _sentence(rng: random.Random, topic: str, n: int) -> str:
     return " ".join(rng.choice(words) if rng.random() < 0.7 else rng.choice(FILLER) for _ in range(n))
 
 
-def _tokenizer(directory: Path):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    rng = random.Random(0)
-    texts = [_sentence(rng, t, 12) for t in TOPICS for _ in range(30)]
-    texts += ['", summarize the above passage within 2 words: ', '", predict the following passage within 2 words: ']
-    texts += ["Given a search query, write a passage that answers it.\nQuery: x\nPassage: y"] * 5
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-    fast.save_pretrained(directory)
-    return fast
-
-
 def make_tiny_model(directory: Path, arch: str = "llama") -> Path:
+    """The project's tiny random ``arch`` model (tests/unit/tiny_models.py) with tied input/output embeddings, as
+    SmolLM2 has (LLaRA's new token rows then reach the LM head through peft's tied trainable tokens)."""
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    tokenizer = _tokenizer(directory)
-    common = dict(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    config = LlamaConfig(**common) if arch == "llama" else Qwen2Config(**common)
+    from tests.unit.tiny_models import tiny_config, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    config, cls = tiny_config(arch, len(tokenizer))
+    config.tie_word_embeddings = True
+    config.max_position_embeddings = 512
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(directory)
+    cls(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     return directory
 
 

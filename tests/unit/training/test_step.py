@@ -14,7 +14,9 @@ from retr.training.config import TrainConfig
 from retr.training.data import read_training_set, sample_group
 from retr.training.distributed import Context
 from retr.training.lora import apply_lora, trainable_parameters
+from retr.training.modeling import training_encoder
 from retr.training.step import PARTS, Trainee, build_batch, run_micro_batch
+from retr.training.train import encoder_options
 
 
 def _setup(model_dir, training_set, objective, dropout=0.0, **overrides):
@@ -25,9 +27,10 @@ def _setup(model_dir, training_set, objective, dropout=0.0, **overrides):
     torch.manual_seed(0)
     model, tokenizer, _ = load_base(cfg.model)
     model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets).train()
+    encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
     examples = read_training_set(training_set / "train.jsonl")[:4]
     groups = [sample_group(e, cfg.negatives, 0, 0, i) for i, e in enumerate(examples)]
-    return cfg, model, Trainee(model, cfg, Context()), build_batch(groups, tokenizer, cfg)
+    return cfg, model, Trainee(model, encoder, cfg, Context()), build_batch(groups, encoder, cfg)
 
 
 @pytest.mark.parametrize("objective", sorted(PARTS))

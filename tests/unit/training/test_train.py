@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -34,27 +35,6 @@ def _cfg(model_dir, data, out, **overrides) -> TrainConfig:
 
 def _adapter(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "adapter" / "adapter_model.safetensors"))
-
-
-def _rebuild(artifact: Path):
-    """The documented recipe (what retr.retrieval.backbone.load_backbone does for a model artifact)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    spec = json.loads((artifact / "encoder.json").read_text())
-    base = AutoModelForCausalLM.from_pretrained(spec["base"], dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(artifact / "tokenizer")
-    base.resize_token_embeddings(len(tokenizer))
-    model = PeftModel.from_pretrained(base, artifact / spec["adapter"]).merge_and_unload().eval()
-    return model, tokenizer, spec["options"]
-
-
-def _embed(model, tokenizer, options, texts, side):
-    from retr.training.modeling import embed, tokenize_texts
-
-    batch = tokenize_texts(tokenizer, texts, options[f"{side}_template"], options[f"max_{side}_length"])
-    with torch.no_grad():
-        return embed(model, batch, options["pooling"], options["attention"])
 
 
 @pytest.fixture
@@ -90,18 +70,20 @@ def test_model_artifact_rebuilds_the_trained_encoder(objective, tiny_llama, trai
         assert encoder["options"]["passage_template"].endswith("<s1><s2>")
         assert "<s3>" in open_artifact(out).file("tokenizer/tokenizer.json").read_text()
 
-    model, tokenizer, options = _rebuild(out)
-    trained = spy_model["model"].eval()
+    # retr's loader (what `retr index --encoder <artifact>` uses): base + tokenizer/ + adapter merged
+    from retr.retrieval.encoder import load_encoder
+    from retr.training.modeling import training_encoder
+
+    loaded = load_encoder(str(out), device="cpu")
+    assert loaded.options.as_dict() == encoder["options"]
+    trained = training_encoder(spy_model["model"].eval(), spy_model["tokenizer"], encoder["options"])
     texts = ["star planet orbit rocket", "bread cheese apple soup butter"]
     for side in ("query", "passage"):
-        expected = _embed(trained, spy_model["tokenizer"], options, texts, side)
-        torch.testing.assert_close(_embed(model, tokenizer, options, texts, side), expected, atol=1e-5, rtol=1e-4)
+        expected = trained.encode(texts, side)
+        np.testing.assert_allclose(loaded.encode(texts, side), expected, atol=1e-5, rtol=1e-4)
     # and the adapter is not a no-op: the base model embeds differently
-    from transformers import AutoModelForCausalLM
-
-    plain = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
-    plain.resize_token_embeddings(len(tokenizer))
-    assert not torch.allclose(_embed(plain.eval(), tokenizer, options, texts, "query"), expected, atol=1e-4)
+    plain = load_encoder(str(tiny_llama), device="cpu", **encoder["options"])
+    assert not np.allclose(plain.encode(texts, "query"), trained.encode(texts, "query"), atol=1e-4)
 
 
 KILLER = """
