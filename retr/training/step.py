@@ -74,7 +74,7 @@ def build_batch(groups: list[QueryGroup], encoder, cfg: TrainConfig) -> dict:
         width = gen_width(parts, len(groups[0].candidates))
 
         def rows(chunk: list[QueryGroup], n: int) -> Batch:
-            pairs = [(g.query, c) for g in chunk for c in g.candidates[:n]]
+            pairs = [(g.query, c) for g in chunk for c in g.candidates[:n]]  # n candidates per query
             return tokenize_generation(
                 tokenizer, [q for q, _ in pairs], [c for _, c in pairs], cfg.gen_template, cfg.max_query_length,
                 cfg.max_passage_length,
@@ -85,8 +85,9 @@ def build_batch(groups: list[QueryGroup], encoder, cfg: TrainConfig) -> dict:
         for first in range(0, len(groups), per_chunk):
             chunk = groups[first : first + per_chunk]
             entry = {"rows": rows(chunk, width), "first": first, "size": len(chunk)}
-            if "dpo" in parts:
-                entry["ref"] = rows(chunk, 2)
+            if "dpo" in parts:  # each query's first two rows: the positive and the hardest negative
+                pick = (torch.arange(len(chunk))[:, None] * width + torch.arange(2)).flatten()
+                entry["ref"] = {key: value[pick] for key, value in entry["rows"].items()}
             mb["gen"].append(entry)
     return mb
 

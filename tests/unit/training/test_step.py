@@ -20,10 +20,8 @@ from retr.training.train import encoder_options
 
 
 def _setup(model_dir, training_set, objective, dropout=0.0, **overrides):
-    cfg = TrainConfig(
-        objective=objective, model=str(model_dir), negatives=2, batch_size=4, chunk_size=3,
-        max_query_length=16, max_passage_length=24, lora_dropout=dropout, **overrides,
-    )
+    values = dict(negatives=2, batch_size=4, chunk_size=3, max_query_length=16, max_passage_length=24)
+    cfg = TrainConfig(objective=objective, model=str(model_dir), lora_dropout=dropout, **{**values, **overrides})
     torch.manual_seed(0)
     model, tokenizer, _ = load_base(cfg.model)
     model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets).train()
@@ -118,3 +116,33 @@ def test_gradient_checkpointing_and_bf16_autocast_keep_the_step(tiny_llama, trai
     )
     assert all(math.isfinite(v) for v in bf16.values())
     assert abs(bf16["loss"] - fp32["loss"]) < 0.1 * abs(fp32["loss"]) + 0.05
+
+
+def test_dpo_compares_positive_and_hardest_negative_against_the_frozen_base(tiny_llama, training_set):
+    """The logged DPO term, recomputed from per-pair log-probs (policy with LoRA, reference without)."""
+    from retr.training.modeling import sequence_logprobs, tokenize_generation
+
+    cfg, model, module, mb = _setup(tiny_llama, training_set, "dpo", chunk_size=2)
+    optimizer = torch.optim.AdamW(trainable_parameters(model).values(), lr=1e-2)
+    for _ in range(2):  # move the policy away from the reference
+        run_micro_batch(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=nullcontext)
+        optimizer.step()
+        optimizer.zero_grad()
+    logged = run_micro_batch(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=nullcontext)
+    examples = read_training_set(training_set / "train.jsonl")[:4]
+    groups = [sample_group(e, cfg.negatives, 0, 0, i) for i, e in enumerate(examples)]
+    tokenizer = module.encoder.tokenizer
+
+    def logp(query, passage):
+        batch = tokenize_generation(tokenizer, [query], [passage], cfg.gen_template, 16, 24)
+        return float(sequence_logprobs(model, batch)[0])
+
+    losses = []
+    with torch.no_grad():
+        for g in groups:
+            policy = logp(g.query, g.positive) - logp(g.query, g.negatives[0])
+            with model.disable_adapter():
+                reference = logp(g.query, g.positive) - logp(g.query, g.negatives[0])
+            losses.append(-torch.nn.functional.logsigmoid(torch.tensor(0.1 * (policy - reference))))
+    assert math.isclose(logged["dpo"], float(sum(losses) / len(losses)), rel_tol=1e-4)
+    assert logged["dpo"] < math.log(2)
