@@ -54,12 +54,12 @@ def _signature() -> inspect.Signature:
     ]
     for field in dataclasses.fields(TrainConfig):
         default = field.default
-        shown = repr(default) if isinstance(default, str) else str(default)
+        shown = "none" if default is None else repr(default) if isinstance(default, str) else str(default)
         params.append(
             inspect.Parameter(
                 field.name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=typer.Option(None, help=f"{field.metadata['help']} [default: {shown}]", show_default=False),
+                default=typer.Option(None, help=f"{field.metadata['help']}. Default: {shown}.", show_default=False),
                 annotation=Optional[_option_type(hints[field.name])],
             )
         )

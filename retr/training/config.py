@@ -27,14 +27,14 @@ class TrainConfig:
         "(default for llara: wikipedia/passages.jsonl.gz under the data dir)",
     )
     model: str = _opt("default", "base model: 'default' (SmolLM2-135M), a local HF dir or a 'model' artifact dir")
-    out: Path = _opt(Path("artifacts/model"), "output 'model' artifact directory")
+    out: Path = _opt(Path("runs/train"), "output 'model' artifact directory")
     overwrite: bool = _opt(False, "replace an existing output artifact")
     seed: int = _opt(0, "random seed (data order, negatives sampling, dropout)")
     # embedding side (recorded in encoder.json, so `retr index` encodes as training did)
     pooling: str = _opt("mean", "pooling of token states: mean, last, first, weighted_mean")
     attention: str = _opt("bidirectional", "attention of the embedding side: bidirectional or causal (ablation)")
-    query_template: str = _opt("{text}", "template applied to queries before encoding")
-    passage_template: str = _opt("{text}", "template applied to passages ('title text') before encoding")
+    query_template: str = _opt("{text}", "query prompt template with {text}, or a preset: none, e5, llara")
+    passage_template: str = _opt("{text}", "passage ('title text') prompt template with {text}, or a preset")
     max_query_length: int = _opt(64, "max query tokens")
     max_passage_length: int = _opt(256, "max passage tokens")
     # objectives
