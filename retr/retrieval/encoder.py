@@ -9,6 +9,7 @@ order is the input order. ``tokenize``, ``collate`` and ``embed`` are the differ
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -23,11 +24,16 @@ from retr.retrieval.pooling import POOLINGS, pool
 QUANTIZE = (None, "int8")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHARS_PER_TOKEN_CAP = 64  # texts are cut at 64 chars per allowed token before tokenising (no token is that long)
+LAST_K = re.compile(r"^last(\d+)$")  # "last8": mean of the last 8 tokens (LLaRA's 8 prompt placeholders)
 
 
 @dataclass
 class EncoderOptions:
-    """How texts become vectors. Templates may also be preset names (see :mod:`retr.retrieval.prompts`)."""
+    """How texts become vectors. Templates may also be preset names (see :mod:`retr.retrieval.prompts`).
+
+    ``pooling``: one of :data:`retr.retrieval.pooling.POOLINGS`, or ``last<k>`` = the mean of the last k tokens
+    (LLaRA embeds a text as the mean of its prompt's k placeholder states, which end the sequence).
+    """
 
     pooling: str = "mean"
     attention: str = "bidirectional"
@@ -40,8 +46,8 @@ class EncoderOptions:
     quantize: str | None = None
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+        if self.pooling not in POOLINGS and not LAST_K.match(self.pooling):
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
         if self.quantize not in QUANTIZE:
@@ -158,7 +164,7 @@ class Encoder:
         import torch.nn.functional as F
 
         hidden = forward_hidden(self.model, input_ids, attention_mask, self.options.attention)
-        vectors = pool(hidden, attention_mask, self.options.pooling)
+        vectors = pool_states(hidden, attention_mask, self.options.pooling)
         return F.normalize(vectors, p=2, dim=-1) if self.options.normalize else vectors
 
     def encode_queries(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -187,6 +193,17 @@ class Encoder:
         if own_bar is not None:
             own_bar.close()
         return out
+
+
+def pool_states(hidden, attention_mask, mode: str):
+    """:func:`retr.retrieval.pooling.pool`, plus ``last<k>``: the mean of the last k unpadded tokens."""
+    match = LAST_K.match(mode)
+    if not match:
+        return pool(hidden, attention_mask, mode)
+    k = int(match.group(1))
+    from_end = attention_mask.sum(1, keepdim=True) - attention_mask.cumsum(1)  # 0 at the last real token
+    weights = ((attention_mask > 0) & (from_end < k)).to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int, max_size: int = 512) -> Iterator[list[int]]:
