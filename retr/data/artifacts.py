@@ -9,6 +9,7 @@ output, config and inputs adopts the tmp dir of a dead process (``resume``), so 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -122,13 +123,21 @@ def _git_commit() -> str | None:
 def environment() -> dict[str, Any]:
     """Versions of the parts that decide the numbers; only modules already imported are asked (no import cost)."""
     env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    distributions = {"faiss": "faiss-cpu"}
     for name in ("torch", "transformers", "faiss", "pyserini", "peft", "ranx", "mteb", "numpy"):
         module = sys.modules.get(name)
         if module is not None:
-            env[name] = getattr(module, "__version__", "unknown")
+            env[name] = getattr(module, "__version__", None) or _distribution_version(distributions.get(name, name))
     torch = sys.modules.get("torch")
     env["device"] = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
     return env
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _is_alive(pid: int) -> bool:

@@ -1,0 +1,188 @@
+"""``retr score``: score runs against qrels (ranx), compare them with paired tests, optionally run MTEB, and write a
+"report" artifact: report.md, report.json, report.tex, per_query.json, metrics.png, per_query.png.
+
+The manifest's inputs are the lineage of everything scored: each run artifact's ``as_input()`` record (a plain run
+file gets a record with its sha256), the qrels (dataset record or qrels file), and for MTEB the encoder and dataset.
+Its metrics hold every run's means and query coverage (judged queries missing from a run, run queries without
+judgments), so a number can always be traced to the query set it is a mean over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retr.data.artifacts import ArtifactWriter
+from retr.data.errors import DataError
+from retr.evaluation import plots, render
+from retr.evaluation.metrics import (
+    MISSING_POLICIES,
+    coverage,
+    default_rel_level,
+    label,
+    query_set,
+    resolve_metrics,
+    score_runs,
+)
+from retr.evaluation.significance import CORRECTIONS, TESTS, pairwise
+from retr.evaluation.sources import QrelsSource, RunSource, name_runs, open_qrels, open_run
+
+
+@dataclass
+class ScoreConfig:
+    """Options of ``retr score`` (defaults < YAML < CLI); list options also accept comma-separated strings."""
+
+    runs: list[str] = field(default_factory=list)  # "run" artifact dirs or TREC run files
+    qrels: str | None = None  # qrels file (TREC or BEIR TSV) or dataset spec; default: --dataset, else the runs' dataset
+    dataset: str | None = None  # dataset spec (name, BEIR dir ...): qrels for the runs and the data MTEB runs on
+    split: str | None = None  # default: the split the run was searched on, else "test"
+    out: Path = Path("runs/report")
+    names: list[str] = field(default_factory=list)  # one per run; default: artifact dir name / file stem
+    metrics: list[str] = field(default_factory=list)  # ranx metrics; default MRR@10, nDCG@10, R@100, R@1000, MAP
+    rel_level: int | None = None  # grade counted relevant by binary metrics; default 2 for TREC DL qrels, else 1
+    missing: str = "zero"  # judged query missing from a run: "zero" (trec_eval -c) or "skip" (trec_eval default)
+    test: str = "student"  # student | fisher | tukey | none
+    correction: str = "holm"  # holm | bonferroni | none (over the run pairs of each metric)
+    alpha: float = 0.05
+    permutations: int = 10_000  # Fisher randomization test
+    seed: int = 42
+    baseline: str | None = None  # run the per-query difference plot subtracts; default the first run
+    mteb: bool = False  # also evaluate --encoder with mteb.evaluate on --dataset
+    encoder: str | None = None  # encoder spec for --mteb (see retr index --help)
+    batch_size: int = 32
+    overwrite: bool = False
+
+
+def _as_list(values: list[str] | str | None) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+
+
+def _check(config: ScoreConfig) -> None:
+    if config.missing not in MISSING_POLICIES:
+        raise DataError(f"--missing {config.missing}: use one of {', '.join(MISSING_POLICIES)}")
+    if config.test not in TESTS:
+        raise DataError(f"--test {config.test}: use one of {', '.join(TESTS)}")
+    if config.correction not in CORRECTIONS:
+        raise DataError(f"--correction {config.correction}: use one of {', '.join(CORRECTIONS)}")
+    if not 0 < config.alpha < 1:
+        raise DataError(f"--alpha {config.alpha}: must be between 0 and 1")
+    if not _as_list(config.runs) and not config.mteb:
+        raise DataError("nothing to score: give run artifacts or TREC run files, or --mteb with --encoder")
+    if config.mteb and not config.encoder:
+        raise DataError("--mteb needs --encoder (an encoder spec: default, an HF id or dir, a model artifact)")
+
+
+def _rel_level(config: ScoreConfig, qrels: QrelsSource | None) -> tuple[int, str]:
+    if config.rel_level is not None:
+        return config.rel_level, "set by --rel-level"
+    if qrels is not None and default_rel_level(qrels.source) == 2:
+        return 2, "TREC Deep Learning convention, as trec_eval -l 2"
+    return 1, "BEIR/MTEB and trec_eval default"
+
+
+def _score_runs(config: ScoreConfig, sources: list[RunSource], qrels: QrelsSource, rel_level: int, reason: str) -> dict:
+    metrics = resolve_metrics(_as_list(config.metrics) or None, rel_level)
+    runs = {source.name: source.load() for source in sources}
+    queries = query_set(qrels.qrels, runs.values(), config.missing)
+    stat_test = "tukey" if config.test == "tukey" else "student"
+    scored = score_runs(qrels.qrels, runs, metrics, queries, stat_test=stat_test, alpha=config.alpha)
+    pairs = pairwise(
+        scored.per_query, scored.ranx_pvalues, metrics, config.test, config.correction, config.alpha,
+        config.permutations, config.seed,
+    )  # fmt: skip
+    means = scored.means()
+    return {
+        "qrels": {**qrels.record, "source": qrels.source, "split": qrels.split, "rel_level": rel_level,
+                  "rel_level_reason": reason},
+        "metrics": metrics,
+        "labels": {m: label(m) for m in metrics},
+        "missing": config.missing,
+        "queries": len(queries),
+        "runs": {
+            source.name: {
+                "source": source.record,
+                "scores": means[source.name],
+                "coverage": coverage(qrels.qrels, runs[source.name], rel_level),
+            }
+            for source in sources
+        },
+        "significance": {
+            "test": config.test,
+            "correction": "none" if config.test == "tukey" else config.correction,
+            "family": "all pairs of runs, per metric",
+            "alpha": config.alpha,
+            "permutations": config.permutations if config.test == "fisher" else None,
+            "seed": config.seed if config.test == "fisher" else None,
+            "pairs": pairs,
+        },
+        "_per_query": {"queries": queries, "scores": scored.per_query},
+    }  # fmt: skip
+
+
+def _mteb_dataset(config: ScoreConfig, sources: list[RunSource]) -> tuple[str, str]:
+    spec = config.dataset or (config.qrels if config.qrels and not Path(config.qrels).is_file() else None)
+    lineage = next((s.dataset for s in sources if s.dataset), None)
+    split = config.split or (lineage or {}).get("split") or "test"
+    if spec is None and lineage is not None:
+        spec = lineage.get("path")
+    if spec is None:
+        raise DataError("--mteb needs --dataset (a dataset spec or BEIR dir with corpus, queries and qrels)")
+    return spec, split
+
+
+def score(config: ScoreConfig) -> Path:
+    """Write the "report" artifact for ``config``; returns its directory."""
+    _check(config)
+    sources = name_runs([open_run(spec) for spec in _as_list(config.runs)], _as_list(config.names))
+    qrels = open_qrels(config.qrels, config.dataset, config.split, sources) if sources else None
+    rel_level, reason = _rel_level(config, qrels)
+    report: dict[str, Any] = {"metrics": [], "runs": {}, "significance": {"test": "none", "pairs": []}}
+    if qrels is not None:
+        report = _score_runs(config, sources, qrels, rel_level, reason)
+    inputs = [source.record for source in sources] + ([qrels.record] if qrels else [])
+    if config.mteb:
+        from retr.evaluation.mteb_eval import evaluate_mteb
+
+        spec, split = _mteb_dataset(config, sources)
+        report["mteb"] = evaluate_mteb(config.encoder, spec, split, batch_size=config.batch_size, progress=True)
+        inputs += [report["mteb"]["identity"], report["mteb"]["dataset"]]
+    per_query = report.pop("_per_query", None)
+    resolved = dataclasses.replace(
+        config, runs=_as_list(config.runs), names=list(report["runs"]) or _as_list(config.names),
+        metrics=report["metrics"], rel_level=rel_level, qrels=report.get("qrels", {}).get("source", config.qrels),
+        split=(report.get("qrels") or {}).get("split") or config.split,
+    )  # fmt: skip
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(resolved).items()}
+    with ArtifactWriter(config.out, "report", settings, inputs, overwrite=config.overwrite) as writer:
+        _write(writer.dir, report, per_query, config.baseline)
+        writer.metrics = {
+            "runs": {name: run["scores"] for name, run in report["runs"].items()},
+            "coverage": {name: run["coverage"] for name, run in report["runs"].items()},
+            **({"mteb": report["mteb"]["scores"]} if "mteb" in report else {}),
+        }
+    return config.out
+
+
+def _write(directory: Path, report: dict[str, Any], per_query: dict[str, Any] | None, baseline: str | None) -> None:
+    if "qrels" in report:
+        (directory / "report.md").write_text(render.markdown(report))
+        (directory / "report.tex").write_text(render.latex(report))
+    else:  # MTEB only
+        (directory / "report.md").write_text("# Retrieval report\n\n" + render.mteb_section(report["mteb"]) + "\n")
+    (directory / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if per_query is None:
+        return
+    queries, scores = per_query["queries"], per_query["scores"]
+    table = {name: {m: dict(zip(queries, map(float, v))) for m, v in runs.items()} for name, runs in scores.items()}
+    (directory / "per_query.json").write_text(json.dumps(table, indent=1) + "\n")
+    metrics = report["metrics"]
+    plots.metric_bars({name: run["scores"] for name, run in report["runs"].items()}, metrics, directory / "metrics.png")
+    main = "ndcg@10" if "ndcg@10" in metrics else metrics[0]
+    plots.per_query(scores, main, directory / "per_query.png", baseline)

@@ -1,0 +1,90 @@
+"""The search stage: queries of a dataset against an index artifact -> a "run" artifact holding ``run.trec``.
+
+The index kind picks the searcher: "bm25-index" -> Pyserini BM25 (:mod:`retr.retrieval.bm25_search`),
+"dense-index" -> FAISS with the encoder recorded in the index (:mod:`retr.retrieval.dense_search`, imported only
+for dense indexes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, open_artifact
+from retr.data.datasets import Dataset
+from retr.data.trec import Run, write_run
+
+RUN_FILE = "run.trec"
+INDEX_KINDS = ("bm25-index", "dense-index")
+
+
+@dataclass
+class SearchConfig:
+    index: Path | None = None
+    queries: str = "scifact"
+    split: str | None = "test"
+    k: int = 1000
+    out: Path = Path("runs/search")
+    encoder: str | None = None
+    batch_size: int = 64
+    k1: float = 0.9
+    b: float = 0.4
+    threads: int = 2
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.index = None if self.index is None else Path(self.index)
+        self.out = Path(self.out)
+        if self.split in ("", "all"):
+            self.split = None  # every query of the queries file
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+
+
+def search(cfg: SearchConfig) -> Path:
+    """Search ``cfg.queries`` (split ``cfg.split``) in ``cfg.index``; writes the run artifact, returns its path."""
+    if cfg.index is None:
+        raise ArtifactError("search: no index given; pass the path of a bm25-index or dense-index artifact")
+    index = open_artifact(cfg.index, kind=INDEX_KINDS)
+    dataset = Dataset(cfg.queries)
+    queries = dataset.queries(cfg.split)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    inputs = [index, dataset.as_input(cfg.split)]
+    with ArtifactWriter(cfg.out, "run", config, inputs, overwrite=cfg.overwrite) as writer:
+        started = time.perf_counter()
+        run = _dispatch(index, queries, cfg)
+        seconds = time.perf_counter() - started
+        write_run(writer.dir / RUN_FILE, run, tag=f"retr-{index.kind.removesuffix('-index')}")
+        writer.metrics.update(
+            queries=len(queries),
+            queries_without_hits=sum(1 for qid in queries if not run.get(qid)),
+            hits=sum(len(hits) for hits in run.values()),
+        )
+        if index.kind == "bm25-index":
+            from retr.retrieval.lucene import engine_info
+
+            writer.metrics["engine"] = engine_info()
+        writer.timing.update(
+            search_seconds=round(seconds, 3), queries_per_s=round(len(queries) / max(seconds, 1e-9), 1)
+        )
+    return cfg.out
+
+
+def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Run:
+    if index.kind == "bm25-index":
+        if cfg.encoder is not None:
+            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder (got --encoder {cfg.encoder})")
+        from retr.retrieval.bm25_search import search_bm25
+
+        return search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
+    try:
+        from retr.retrieval.dense_search import search_dense
+    except ModuleNotFoundError as error:
+        if error.name != "retr.retrieval.dense_search":
+            raise
+        raise ArtifactError(
+            f"{index.path}: is a dense index, but this retr has no dense search (module retr.retrieval.dense_search "
+            "is missing); install a retr build that includes it, or search a bm25-index"
+        ) from None
+    return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size)

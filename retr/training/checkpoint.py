@@ -1,0 +1,114 @@
+"""Resumable training state inside the artifact's tmp dir, without pickle (safetensors + JSON).
+
+``checkpoint/`` holds the trainable parameters, the AdamW state, the LR schedule, the step, a fingerprint of the
+run (config + inputs, so a stale checkpoint is never resumed) and each process's RNG state (dropout streams).
+It is written to ``checkpoint.tmp/`` and swapped in by rename, so a kill leaves the previous one intact.
+Together with the data order being a function of the step (data.py), a resumed run is identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from retr.training.distributed import Context, barrier
+
+NAME = "checkpoint"
+
+
+def _rng_state(ctx: Context) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], ctx: Context) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], ctx.device)
+
+
+def save(
+    workdir: Path,
+    step: int,
+    params: dict[str, torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    fingerprint: str,
+    ctx: Context,
+) -> None:
+    tmp, final = workdir / f"{NAME}.tmp", workdir / NAME
+    if ctx.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file({k: v.detach().contiguous().cpu() for k, v in params.items()}, str(tmp / "params.safetensors"))
+        opt = optimizer.state_dict()
+        tensors = {
+            f"{index}.{key}": value.detach().contiguous().cpu()
+            for index, entry in opt["state"].items()
+            for key, value in entry.items()
+        }
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        state = {
+            "step": step,
+            "fingerprint": fingerprint,
+            "world": ctx.world,
+            "param_groups": opt["param_groups"],
+            "scheduler": scheduler.state_dict(),
+        }
+        (tmp / "state.json").write_text(json.dumps(state))
+    barrier(ctx)
+    save_file({k: v.contiguous() for k, v in _rng_state(ctx).items()}, str(tmp / f"rng-{ctx.rank}.safetensors"))
+    barrier(ctx)
+    if ctx.main:
+        if final.exists():
+            old = workdir / f"{NAME}.old"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    barrier(ctx)
+
+
+def restore(
+    workdir: Path,
+    params: dict[str, torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    fingerprint: str,
+    ctx: Context,
+) -> int:
+    """Load the checkpoint of this same run when there is one; the step to continue from (0 = start)."""
+    final = workdir / NAME
+    try:
+        state = json.loads((final / "state.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0
+    if state.get("fingerprint") != fingerprint or state.get("world") != ctx.world:
+        return 0
+    saved = load_file(str(final / "params.safetensors"))
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(saved[name])
+    tensors = load_file(str(final / "optimizer.safetensors"))
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        per_param.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(load_file(str(final / f"rng-{ctx.rank}.safetensors")), ctx)
+    return int(state["step"])
+
+
+def remove(workdir: Path) -> None:
+    for name in (NAME, f"{NAME}.tmp", f"{NAME}.old"):
+        shutil.rmtree(workdir / name, ignore_errors=True)

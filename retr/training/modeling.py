@@ -1,0 +1,86 @@
+"""The two sides of one backbone: the embedding side and the generation side.
+
+- Embedding side: the (templated) text through the backbone with bidirectional attention (or causal, for the
+  ablation), pooled by :func:`retr.retrieval.pooling.pool`; exactly what ``retr index`` does with the trained
+  model, since the options are written into ``encoder.json``.
+- Generation side, always causal: the log-probability of a passage given a query under the prompt
+  ``gen_template.format(query=query) + " " + passage`` (default template in :mod:`retr.training.config`:
+  "Given a search query, write a passage that answers it.\\nQuery: {query}\\nPassage:"). Only passage tokens are
+  scored; the prompt gets the tokenizer's special tokens (BOS where it has one), the passage none.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from retr.retrieval.attention import forward_hidden
+from retr.retrieval.pooling import pool
+
+Batch = dict[str, torch.Tensor]
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside a peft wrapper (the one holding ``lm_head``)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def lm_head(model: torch.nn.Module) -> torch.nn.Module:
+    return unwrap(model).get_output_embeddings()
+
+
+def tokenize_texts(tokenizer, texts: list[str], template: str, max_length: int) -> Batch:
+    """Templated texts as a padded batch (``template`` has one ``{text}`` field)."""
+    formatted = [template.format(text=t) for t in texts]
+    enc = tokenizer(formatted, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def embed(model: torch.nn.Module, batch: Batch, pooling: str, attention: str) -> torch.Tensor:
+    """Pooled (not normalized) embeddings [n, dim] in float32."""
+    hidden = forward_hidden(model, batch["input_ids"], batch["attention_mask"], attention)
+    return pool(hidden, batch["attention_mask"], pooling).float()
+
+
+def tokenize_generation(
+    tokenizer, queries: list[str], passages: list[str], template: str, max_query: int, max_passage: int
+) -> Batch:
+    """Prompt (with the query cut to ``max_query`` tokens) followed by the passage (cut to ``max_passage``).
+
+    ``target_mask`` marks the passage tokens, the ones whose log-probability is scored.
+    """
+    rows, targets = [], []
+    for query, passage in zip(queries, passages):
+        query_ids = tokenizer(query, add_special_tokens=False, truncation=True, max_length=max_query)["input_ids"]
+        prompt = template.format(query=tokenizer.decode(query_ids))
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        passage_ids = tokenizer(" " + passage, add_special_tokens=False, truncation=True, max_length=max_passage)[
+            "input_ids"
+        ]
+        rows.append(prompt_ids + passage_ids)
+        targets.append([0] * len(prompt_ids) + [1] * len(passage_ids))
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    attention_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    target_mask = torch.tensor([t + [0] * (width - len(t)) for t in targets])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "target_mask": target_mask}
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Per sequence, the sum of the target tokens' log-probabilities (causal attention).
+
+    The LM head runs only on the states that predict a target token, which keeps the [tokens, vocab] logits small.
+    """
+    hidden = forward_hidden(model, batch["input_ids"], batch["attention_mask"], "causal")
+    predicts = batch["target_mask"][:, 1:].bool()  # state t predicts token t+1
+    rows = torch.nonzero(predicts, as_tuple=True)[0]
+    logits = lm_head(model)(hidden[:, :-1][predicts]).float()
+    token_logps = -F.cross_entropy(logits, batch["input_ids"][:, 1:][predicts], reduction="none")
+    sums = torch.zeros(predicts.shape[0], dtype=token_logps.dtype, device=token_logps.device)
+    return sums.index_add(0, rows, token_logps)
+
+
+def target_counts(batch: Batch) -> torch.Tensor:
+    """How many tokens :func:`sequence_logprobs` scores per sequence."""
+    return batch["target_mask"][:, 1:].sum(1).float()
