@@ -89,6 +89,17 @@ class Encoder:
         self.pad_id = _first_not_none(tokenizer.pad_token_id, tokenizer.eos_token_id, 0)
         self.eos_id = tokenizer.eos_token_id if decoder else None
 
+    @classmethod
+    def wrap(cls, model: Any, tokenizer: Any, options: EncoderOptions | None = None, spec: str = "in-memory",
+             **option_overrides: Any) -> "Encoder":
+        """An Encoder around an in-memory model (e.g. a peft model being trained): ``tokenize``, ``collate`` and
+        ``embed`` then give training exactly the inputs and pooling that indexing uses."""
+        from retr.retrieval.backbone import is_decoder_config
+
+        options = options or EncoderOptions(**{k: v for k, v in option_overrides.items() if v is not None})
+        backbone = {"kind": "backbone", "spec": spec, "sha256": sha256_json({"in-memory": spec})}
+        return cls(model, tokenizer, options, backbone, spec, is_decoder_config(model.config))
+
     # ---------------------------------------------------------------- identity
     @property
     def dim(self) -> int:
@@ -109,40 +120,15 @@ class Encoder:
 
     # ---------------------------------------------------------------- tokenisation
     def tokenize(self, texts: Sequence[str], side: str) -> list[list[int]]:
-        """Token ids of each text inside its prompt, truncated to the side's max length inside the text only.
+        """Token ids of each text inside the side's prompt, cut to the side's max length inside the text only.
 
-        For last pooling on a decoder an EOS token ends every sequence (its state sees the whole text).
+        For ``last`` pooling on a decoder an EOS token ends every sequence (its state sees the whole text).
         """
         template = self.options.query_template if side == "query" else self.options.passage_template
         max_length = self.options.max_query_length if side == "query" else self.options.max_passage_length
         append_eos = self.options.pooling == "last" and self.eos_id is not None
-        budget = max(1, max_length - int(append_eos))
-        cap = max_length * CHARS_PER_TOKEN_CAP
-        formatted, spans = [], []
-        for text in texts:
-            text = text[:cap]
-            prompt, start = prompts.apply(template, text)
-            formatted.append(prompt)
-            spans.append((start, start + len(text)))
-        if not formatted:
-            return []
-        fast = getattr(self.tokenizer, "is_fast", False)
-        encoded = self.tokenizer(
-            formatted, add_special_tokens=True, return_offsets_mapping=fast, return_special_tokens_mask=fast,
-            return_attention_mask=False, verbose=False,
-        )
-        sequences = []
-        for i, ids in enumerate(encoded["input_ids"]):
-            ids = list(ids)
-            if len(ids) > budget and fast:
-                ids = _truncate_text(ids, encoded["offset_mapping"][i], encoded["special_tokens_mask"][i],
-                                     spans[i], budget)
-            elif len(ids) > budget:  # no offsets from a slow tokenizer: plain truncation
-                ids = ids[:budget]
-            if append_eos and (not ids or ids[-1] != self.eos_id):
-                ids.append(self.eos_id)
-            sequences.append(ids or [self.pad_id if self.eos_id is None else self.eos_id])
-        return sequences
+        return tokenize_prompted(self.tokenizer, texts, template, max_length,
+                                 eos_id=self.eos_id if append_eos else None, pad_id=self.pad_id)
 
     def collate(self, sequences: Sequence[Sequence[int]], padding_side: str = "right"):
         """Padded ``input_ids`` and ``attention_mask`` tensors on the encoder's device (either side gives the
@@ -193,6 +179,45 @@ class Encoder:
         if own_bar is not None:
             own_bar.close()
         return out
+
+
+def tokenize_prompted(tokenizer: Any, texts: Sequence[str], template: str, max_length: int,
+                      eos_id: int | None = None, pad_id: int = 0) -> list[list[int]]:
+    """Token ids of ``template`` filled with each text (special tokens included), at most ``max_length`` long.
+
+    Too long a text loses its last tokens, never the template's prefix or suffix (e.g. LLaRA's placeholders) nor
+    the special tokens. Untruncated texts get exactly the tokens of the joint prompt string. With ``eos_id`` every
+    sequence ends with that token (within ``max_length``). This is the one tokenisation of the project: training
+    uses it too, so that an index encodes passages exactly as the model saw them.
+    """
+    budget = max(1, max_length - int(eos_id is not None))
+    cap = max_length * CHARS_PER_TOKEN_CAP
+    formatted, spans = [], []
+    for text in texts:
+        text = text[:cap]
+        prompt, start = prompts.apply(template, text)
+        formatted.append(prompt)
+        spans.append((start, start + len(text)))
+    if not formatted:
+        return []
+    fast = getattr(tokenizer, "is_fast", False)
+    encoded = tokenizer(
+        formatted, add_special_tokens=True, return_offsets_mapping=fast, return_special_tokens_mask=fast,
+        return_attention_mask=False, verbose=False,
+    )
+    # An empty prompt still needs one token (not padding, whose embedding may be zero): EOS, else UNK.
+    empty = _first_not_none(eos_id, tokenizer.eos_token_id, tokenizer.unk_token_id, pad_id)
+    sequences = []
+    for i, ids in enumerate(encoded["input_ids"]):
+        ids = list(ids)
+        if len(ids) > budget and fast:
+            ids = _truncate_text(ids, encoded["offset_mapping"][i], encoded["special_tokens_mask"][i], spans[i], budget)
+        elif len(ids) > budget:  # no offsets from a slow tokenizer: plain truncation
+            ids = ids[:budget]
+        if eos_id is not None and (not ids or ids[-1] != eos_id):
+            ids.append(eos_id)
+        sequences.append(ids or [empty])
+    return sequences
 
 
 def pool_states(hidden, attention_mask, mode: str):

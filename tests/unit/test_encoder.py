@@ -140,3 +140,18 @@ def test_int8_quantises_linear_layers_and_stays_close(llama: Path) -> None:
     assert not np.array_equal(a, b)
     assert (a * b).sum(1).min() > 0.95, "int8 embeddings stay close to fp32 ones"
     assert int8.identity()["sha256"] != fp32.identity()["sha256"]
+
+
+def test_wrap_gives_training_the_same_inputs_and_gradients(llama: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from retr.retrieval.encoder import Encoder
+
+    loaded = load_encoder(str(llama), pooling="last", passage_template="llara")
+    peft_model = get_peft_model(loaded.model, LoraConfig(r=2, target_modules=["q_proj"]))
+    wrapped = Encoder.wrap(peft_model, loaded.tokenizer, loaded.options)
+    assert wrapped.is_decoder and wrapped.tokenize([LONG], "passage") == loaded.tokenize([LONG], "passage")
+    vectors = wrapped.embed(*wrapped.collate(wrapped.tokenize(["the cat", "a dog sat"], "passage")))
+    vectors.sum().backward()
+    grads = [p.grad for n, p in peft_model.named_parameters() if "lora_" in n]
+    assert grads and all(g is not None for g in grads)
