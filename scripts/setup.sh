@@ -30,7 +30,7 @@ if [ ! -f "$venv/.complete" ]; then
 fi
 ln -sfn "$venv" .venv
 # Re-point the editable install at this clone only when it points elsewhere.
-if ! .venv/bin/python -c 'import retr, pathlib, sys; sys.exit(pathlib.Path(retr.__file__).resolve().parent != pathlib.Path("retr").resolve())' 2>/dev/null; then
+if [ ! -x .venv/bin/retr ] || ! .venv/bin/python -I -c 'import retr, pathlib, sys; sys.exit(pathlib.Path(retr.__file__).resolve().parent != pathlib.Path("retr").resolve())' 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null
 fi
 echo "[setup] ready: $(readlink .venv)" >&2

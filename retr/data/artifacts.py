@@ -43,6 +43,23 @@ def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, cached by (path, size, mtime) so that multi-GB corpora are hashed once."""
+    stat = path.stat()
+    cache_dir = Path(os.environ.get("RETR_HOME", Path.home() / ".cache" / "retr")) / "fingerprints"
+    key = sha256_json([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    cached = cache_dir / key
+    if cached.is_file():
+        return cached.read_text().strip()
+    digest = sha256_file(path)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cached.write_text(digest)
+    except OSError:
+        pass
+    return digest
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A complete artifact directory and its parsed manifest."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from retr.data.artifacts import sha256_file, sha256_json
+from retr.data.artifacts import cached_sha256, sha256_json
 from retr.data.errors import DataError
 from retr.data.trec import Qrels, read_qrels
 
@@ -244,7 +244,7 @@ class Dataset:
         files = [self.corpus_path(), self.queries_path(split)]
         if split:
             files.append(self.qrels_path(split))
-        hashes = {str(p.name): _cached_sha256(p) for p in files if p is not None}
+        hashes = {str(p.name): cached_sha256(p) for p in files if p is not None}
         return {
             "kind": "dataset",
             "path": str(self.root.resolve()),
@@ -307,20 +307,3 @@ def _irds_missing(name: str, error: Exception) -> DataError:
         f"irds:{name}: ir_datasets could not read its files offline ({type(error).__name__}); download them once "
         f"on a machine with internet into {home} (or set IR_DATASETS_HOME), or pass the files as a BEIR/MS MARCO dir"
     )
-
-
-def _cached_sha256(path: Path) -> str:
-    """sha256 of a file, cached by (path, size, mtime) so that multi-GB corpora are hashed once."""
-    stat = path.stat()
-    cache_dir = Path(os.environ.get("RETR_HOME", Path.home() / ".cache" / "retr")) / "fingerprints"
-    key = sha256_json([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    cached = cache_dir / key
-    if cached.is_file():
-        return cached.read_text().strip()
-    digest = sha256_file(path)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        cached.write_text(digest)
-    except OSError:
-        pass
-    return digest

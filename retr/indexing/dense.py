@@ -22,7 +22,7 @@ import numpy as np
 
 from retr.data.artifacts import MANIFEST, Artifact, ArtifactError, ArtifactWriter, open_artifact, sha256_json
 from retr.data.datasets import Dataset
-from retr.data.datasets import _cached_sha256 as cached_sha256
+from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.indexing import encode as encoding
 from retr.indexing.faiss_index import build_faiss, save_faiss
 

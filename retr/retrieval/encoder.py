@@ -9,6 +9,7 @@ order is the input order. ``tokenize``, ``collate`` and ``embed`` are the differ
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -23,11 +24,16 @@ from retr.retrieval.pooling import POOLINGS, pool
 QUANTIZE = (None, "int8")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHARS_PER_TOKEN_CAP = 64  # texts are cut at 64 chars per allowed token before tokenising (no token is that long)
+LAST_K = re.compile(r"^last(\d+)$")  # "last8": mean of the last 8 tokens (LLaRA's 8 prompt placeholders)
 
 
 @dataclass
 class EncoderOptions:
-    """How texts become vectors. Templates may also be preset names (see :mod:`retr.retrieval.prompts`)."""
+    """How texts become vectors. Templates may also be preset names (see :mod:`retr.retrieval.prompts`).
+
+    ``pooling``: one of :data:`retr.retrieval.pooling.POOLINGS`, or ``last<k>`` = the mean of the last k tokens
+    (LLaRA embeds a text as the mean of its prompt's k placeholder states, which end the sequence).
+    """
 
     pooling: str = "mean"
     attention: str = "bidirectional"
@@ -40,8 +46,8 @@ class EncoderOptions:
     quantize: str | None = None
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+        if self.pooling not in POOLINGS and not LAST_K.match(self.pooling):
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
         if self.quantize not in QUANTIZE:
@@ -83,6 +89,17 @@ class Encoder:
         self.pad_id = _first_not_none(tokenizer.pad_token_id, tokenizer.eos_token_id, 0)
         self.eos_id = tokenizer.eos_token_id if decoder else None
 
+    @classmethod
+    def wrap(cls, model: Any, tokenizer: Any, options: EncoderOptions | None = None, spec: str = "in-memory",
+             **option_overrides: Any) -> "Encoder":
+        """An Encoder around an in-memory model (e.g. a peft model being trained): ``tokenize``, ``collate`` and
+        ``embed`` then give training exactly the inputs and pooling that indexing uses."""
+        from retr.retrieval.backbone import is_decoder_config
+
+        options = options or EncoderOptions(**{k: v for k, v in option_overrides.items() if v is not None})
+        backbone = {"kind": "backbone", "spec": spec, "sha256": sha256_json({"in-memory": spec})}
+        return cls(model, tokenizer, options, backbone, spec, is_decoder_config(model.config))
+
     # ---------------------------------------------------------------- identity
     @property
     def dim(self) -> int:
@@ -103,40 +120,15 @@ class Encoder:
 
     # ---------------------------------------------------------------- tokenisation
     def tokenize(self, texts: Sequence[str], side: str) -> list[list[int]]:
-        """Token ids of each text inside its prompt, truncated to the side's max length inside the text only.
+        """Token ids of each text inside the side's prompt, cut to the side's max length inside the text only.
 
-        For last pooling on a decoder an EOS token ends every sequence (its state sees the whole text).
+        For ``last`` pooling on a decoder an EOS token ends every sequence (its state sees the whole text).
         """
         template = self.options.query_template if side == "query" else self.options.passage_template
         max_length = self.options.max_query_length if side == "query" else self.options.max_passage_length
         append_eos = self.options.pooling == "last" and self.eos_id is not None
-        budget = max(1, max_length - int(append_eos))
-        cap = max_length * CHARS_PER_TOKEN_CAP
-        formatted, spans = [], []
-        for text in texts:
-            text = text[:cap]
-            prompt, start = prompts.apply(template, text)
-            formatted.append(prompt)
-            spans.append((start, start + len(text)))
-        if not formatted:
-            return []
-        fast = getattr(self.tokenizer, "is_fast", False)
-        encoded = self.tokenizer(
-            formatted, add_special_tokens=True, return_offsets_mapping=fast, return_special_tokens_mask=fast,
-            return_attention_mask=False, verbose=False,
-        )
-        sequences = []
-        for i, ids in enumerate(encoded["input_ids"]):
-            ids = list(ids)
-            if len(ids) > budget and fast:
-                ids = _truncate_text(ids, encoded["offset_mapping"][i], encoded["special_tokens_mask"][i],
-                                     spans[i], budget)
-            elif len(ids) > budget:  # no offsets from a slow tokenizer: plain truncation
-                ids = ids[:budget]
-            if append_eos and (not ids or ids[-1] != self.eos_id):
-                ids.append(self.eos_id)
-            sequences.append(ids or [self.pad_id if self.eos_id is None else self.eos_id])
-        return sequences
+        return tokenize_prompted(self.tokenizer, texts, template, max_length,
+                                 eos_id=self.eos_id if append_eos else None, pad_id=self.pad_id)
 
     def collate(self, sequences: Sequence[Sequence[int]], padding_side: str = "right"):
         """Padded ``input_ids`` and ``attention_mask`` tensors on the encoder's device (either side gives the
@@ -158,7 +150,7 @@ class Encoder:
         import torch.nn.functional as F
 
         hidden = forward_hidden(self.model, input_ids, attention_mask, self.options.attention)
-        vectors = pool(hidden, attention_mask, self.options.pooling)
+        vectors = pool_states(hidden, attention_mask, self.options.pooling)
         return F.normalize(vectors, p=2, dim=-1) if self.options.normalize else vectors
 
     def encode_queries(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -187,6 +179,56 @@ class Encoder:
         if own_bar is not None:
             own_bar.close()
         return out
+
+
+def tokenize_prompted(tokenizer: Any, texts: Sequence[str], template: str, max_length: int,
+                      eos_id: int | None = None, pad_id: int = 0) -> list[list[int]]:
+    """Token ids of ``template`` filled with each text (special tokens included), at most ``max_length`` long.
+
+    Too long a text loses its last tokens, never the template's prefix or suffix (e.g. LLaRA's placeholders) nor
+    the special tokens. Untruncated texts get exactly the tokens of the joint prompt string. With ``eos_id`` every
+    sequence ends with that token (within ``max_length``). This is the one tokenisation of the project: training
+    uses it too, so that an index encodes passages exactly as the model saw them.
+    """
+    budget = max(1, max_length - int(eos_id is not None))
+    cap = max_length * CHARS_PER_TOKEN_CAP
+    formatted, spans = [], []
+    for text in texts:
+        text = text[:cap]
+        prompt, start = prompts.apply(template, text)
+        formatted.append(prompt)
+        spans.append((start, start + len(text)))
+    if not formatted:
+        return []
+    fast = getattr(tokenizer, "is_fast", False)
+    encoded = tokenizer(
+        formatted, add_special_tokens=True, return_offsets_mapping=fast, return_special_tokens_mask=fast,
+        return_attention_mask=False, verbose=False,
+    )
+    # An empty prompt still needs one token (not padding, whose embedding may be zero): EOS, else UNK.
+    empty = _first_not_none(eos_id, tokenizer.eos_token_id, tokenizer.unk_token_id, pad_id)
+    sequences = []
+    for i, ids in enumerate(encoded["input_ids"]):
+        ids = list(ids)
+        if len(ids) > budget and fast:
+            ids = _truncate_text(ids, encoded["offset_mapping"][i], encoded["special_tokens_mask"][i], spans[i], budget)
+        elif len(ids) > budget:  # no offsets from a slow tokenizer: plain truncation
+            ids = ids[:budget]
+        if eos_id is not None and (not ids or ids[-1] != eos_id):
+            ids.append(eos_id)
+        sequences.append(ids or [empty])
+    return sequences
+
+
+def pool_states(hidden, attention_mask, mode: str):
+    """:func:`retr.retrieval.pooling.pool`, plus ``last<k>``: the mean of the last k unpadded tokens."""
+    match = LAST_K.match(mode)
+    if not match:
+        return pool(hidden, attention_mask, mode)
+    k = int(match.group(1))
+    from_end = attention_mask.sum(1, keepdim=True) - attention_mask.cumsum(1)  # 0 at the last real token
+    weights = ((attention_mask > 0) & (from_end < k)).to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int, max_size: int = 512) -> Iterator[list[int]]:

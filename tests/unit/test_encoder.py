@@ -110,6 +110,24 @@ def test_pooling_modes_differ(llama: Path) -> None:
                 assert not np.allclose(vectors[a], vectors[b], atol=1e-4), (a, b)
 
 
+def test_last_k_pooling_is_the_mean_of_the_last_k_states(llama: Path) -> None:
+    from retr.retrieval.attention import forward_hidden
+
+    encoder = load_encoder(str(llama), pooling="last3", normalize=False, attention="causal")
+    ids = encoder.tokenize(["the cat sat on the mat", "proteins fold"], "passage")
+    assert ids[0][-1] != encoder.tokenizer.eos_token_id, "no EOS is appended for last<k>"
+    for side in ("right", "left"):
+        input_ids, mask = encoder.collate(ids, padding_side=side)
+        with torch.no_grad():
+            got = encoder.embed(input_ids, mask)
+            for row, seq in enumerate(ids):
+                x = torch.tensor([seq])
+                hidden = forward_hidden(encoder.model, x, torch.ones_like(x), "causal")[0]
+                torch.testing.assert_close(got[row], hidden[-3:].mean(0), atol=2e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="last<k>"):
+        EncoderOptions(pooling="lastk")
+
+
 def test_int8_quantises_linear_layers_and_stays_close(llama: Path) -> None:
     fp32 = load_encoder(str(llama))
     int8 = load_encoder(str(llama), quantize="int8")
@@ -122,3 +140,18 @@ def test_int8_quantises_linear_layers_and_stays_close(llama: Path) -> None:
     assert not np.array_equal(a, b)
     assert (a * b).sum(1).min() > 0.95, "int8 embeddings stay close to fp32 ones"
     assert int8.identity()["sha256"] != fp32.identity()["sha256"]
+
+
+def test_wrap_gives_training_the_same_inputs_and_gradients(llama: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from retr.retrieval.encoder import Encoder
+
+    loaded = load_encoder(str(llama), pooling="last", passage_template="llara")
+    peft_model = get_peft_model(loaded.model, LoraConfig(r=2, target_modules=["q_proj"]))
+    wrapped = Encoder.wrap(peft_model, loaded.tokenizer, loaded.options)
+    assert wrapped.is_decoder and wrapped.tokenize([LONG], "passage") == loaded.tokenize([LONG], "passage")
+    vectors = wrapped.embed(*wrapped.collate(wrapped.tokenize(["the cat", "a dog sat"], "passage")))
+    vectors.sum().backward()
+    grads = [p.grad for n, p in peft_model.named_parameters() if "lora_" in n]
+    assert grads and all(g is not None for g in grads)
