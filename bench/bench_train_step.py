@@ -72,7 +72,7 @@ def main() -> None:
     model = apply_lora(base, 16, 32, 0.2, "all-linear", ebae + ebar).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     common = dict(negatives=args.negatives, batch_size=args.queries, max_passage_length=args.length, chunk_size=8)
-    llara_batch = encode_pairs(tokenizer, pairs, args.length, ebae, ebar)
+    llara_batch = encode_pairs(tokenizer, pairs, args.length, 8)
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     setups = {  # GRL without GradCache keeps every graph until the loss (~11 GB here), so it is not run
         "cl": (TrainConfig(objective="cl", grad_cache=False, **common), None, nullcontext),

@@ -61,48 +61,56 @@ def encoder_templates(k: int) -> dict[str, str]:
     }
 
 
-def encode_pairs(
-    tokenizer, pairs: list[tuple[str, str]], max_length: int, ebae_ids: list[int], ebar_ids: list[int]
-) -> Batch:
+def prompt_length(tokenizer, template: str) -> int:
+    """Tokens of a template without its text: what a text budget grows by (the encoder truncates the text only)."""
+    return len(tokenizer(template.replace("{text}", ""))["input_ids"])
+
+
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_length: int, k: int) -> Batch:
     """Joint ``[passage][EBAE][EBAR]`` rows, right-padded, with segments, positions and BOW targets.
 
-    ``segments``: 0 passage, 1 EBAE, 2 EBAR, -1 padding. ``bow_self`` / ``bow_next``: unique target token ids,
-    padded with -1.
+    Each side is tokenised exactly as the encoder will (``tokenize_prompted`` with the templates of
+    :func:`encoder_templates`, the passage cut to ``max_length`` tokens); the two token lists share their common
+    prefix (the passage and the prompt's first tokens), which appears once. ``segments``: 0 shared, 1 EBAE,
+    2 EBAR, -1 padding. ``bow_self`` / ``bow_next``: unique target token ids, padded with -1.
     """
-    k = len(ebae_ids)
-    ebae = tokenizer(EBAE_PROMPT.format(k=_words(k)), add_special_tokens=False)["input_ids"] + list(ebae_ids)
-    ebar = tokenizer(EBAR_PROMPT.format(k=_words(k)), add_special_tokens=False)["input_ids"] + list(ebar_ids)
+    from retr.retrieval.encoder import tokenize_prompted
+
+    templates = encoder_templates(k)
+    passages = [passage for passage, _ in pairs]
+    sides = [
+        tokenize_prompted(tokenizer, passages, t, max_length + prompt_length(tokenizer, t))
+        for t in (templates["passage_template"], templates["query_template"])
+    ]
     special = set(tokenizer.all_special_ids)
 
     def bag(text: str) -> list[int]:
         ids = tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
         return sorted(set(ids) - special)
 
-    rows, segments, positions, bow_self, bow_next = [], [], [], [], []
-    for passage, following in pairs:
-        head = tokenizer(PREFIX + passage, truncation=True, max_length=max_length)["input_ids"]
-        rows.append(head + ebae + ebar)
-        segments.append([0] * len(head) + [1] * len(ebae) + [2] * len(ebar))
-        positions.append(list(range(len(head) + len(ebae))) + list(range(len(head), len(head) + len(ebar))))
-        bow_self.append(bag(passage))
-        bow_next.append(bag(following))
-    width = max(map(len, rows))
-    n_bow = max(1, max(map(len, bow_self + bow_next)))
-    lengths = torch.tensor([len(r) for r in rows])
+    rows, segments, positions, ebae_index, ebar_index = [], [], [], [], []
+    for ae, ar in zip(*sides):
+        shared = next(i for i, (a, b) in enumerate(zip(ae, ar)) if a != b)  # the placeholders always differ
+        rows.append(ae + ar[shared:])
+        segments.append([0] * shared + [1] * (len(ae) - shared) + [2] * (len(ar) - shared))
+        positions.append(list(range(len(ae))) + list(range(shared, len(ar))))
+        ebae_index.append(list(range(len(ae) - k, len(ae))))
+        ebar_index.append(list(range(len(rows[-1]) - k, len(rows[-1]))))
+    bows = [bag(passage) for passage in passages], [bag(following) for _, following in pairs]
+    width, n_bow = max(map(len, rows)), max(1, max(len(b) for side in bows for b in side))
 
     def pad(seqs: list[list[int]], size: int, value: int) -> torch.Tensor:
         return torch.tensor([s + [value] * (size - len(s)) for s in seqs])
 
-    tail = lengths[:, None] - len(ebar)
     return {
         "input_ids": pad(rows, width, tokenizer.pad_token_id),
         "attention_mask": pad([[1] * len(r) for r in rows], width, 0),
         "segments": pad(segments, width, -1),
         "position_ids": pad(positions, width, 0),
-        "ebae_index": tail - k + torch.arange(k)[None, :],
-        "ebar_index": lengths[:, None] - k + torch.arange(k)[None, :],
-        "bow_self": pad(bow_self, n_bow, -1),
-        "bow_next": pad(bow_next, n_bow, -1),
+        "ebae_index": torch.tensor(ebae_index),
+        "ebar_index": torch.tensor(ebar_index),
+        "bow_self": pad(bows[0], n_bow, -1),
+        "bow_next": pad(bows[1], n_bow, -1),
     }
 
 

@@ -28,11 +28,11 @@ def lm_head(model: torch.nn.Module) -> torch.nn.Module:
     return unwrap(model).get_output_embeddings()
 
 
-def training_encoder(model: torch.nn.Module, tokenizer, options: dict, identity: dict | None = None):
+def training_encoder(model: torch.nn.Module, tokenizer, options: dict):
     """An Encoder (tokenize, collate, differentiable embed) over the model being trained."""
-    from retr.retrieval.encoder import Encoder, EncoderOptions
+    from retr.retrieval.encoder import Encoder
 
-    return Encoder(model, tokenizer, EncoderOptions(**options), identity or {}, "training", decoder=True)
+    return Encoder.wrap(model, tokenizer, spec="training", **options)
 
 
 def tokenize_side(encoder, texts: list[str], side: str) -> Batch:

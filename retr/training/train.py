@@ -25,7 +25,7 @@ from retr.training import distributed as D
 from retr.training.base import base_spec, load_base
 from retr.training.config import TrainConfig
 from retr.training.data import PassagePair, QueryExample, Schedule, read_passage_pairs, read_training_set, sample_group
-from retr.training.llara import add_placeholders, encode_pairs, encoder_templates
+from retr.training.llara import add_placeholders, encode_pairs, encoder_templates, prompt_length
 from retr.training.log import TrainLog, plot_losses
 from retr.training.lora import apply_lora, trainable_parameters
 from retr.training.modeling import training_encoder
@@ -68,26 +68,23 @@ def encoder_options(cfg: TrainConfig, tokenizer) -> dict:
         "quantize": None,
     }
     if cfg.objective == "llara":
-        # LLaRA's prompts, causal attention as in training. LLaRA embeds with the mean of the k placeholder states;
-        # EncoderOptions has no such pooling, and its "last" pooling appends EOS, so the mean of all states it is.
-        # The encoder truncates inside the text only, so the budgets grow by the prompt's length.
+        # LLaRA's prompts, causal attention and the mean of the k placeholder states (the last k tokens: the encoder
+        # truncates inside the text only, so the budgets grow by the prompt's length), as in training.
         templates = encoder_templates(cfg.llara_tokens)
-        options.update(templates, attention="causal", pooling="mean")
+        options.update(templates, attention="causal", pooling=f"last{cfg.llara_tokens}")
         for side in ("query", "passage"):
-            prompt = templates[f"{side}_template"].replace("{text}", "")
             budget = cfg.max_query_length if side == "query" else cfg.max_passage_length
-            options[f"max_{side}_length"] = budget + len(tokenizer(prompt)["input_ids"])
+            options[f"max_{side}_length"] = budget + prompt_length(tokenizer, templates[f"{side}_template"])
     return options
 
 
 class _Batches:
     """This process's share of global micro-batch ``m``, as tensors on the device."""
 
-    def __init__(self, examples, encoder, cfg: TrainConfig, ctx: D.Context, placeholders):
+    def __init__(self, examples, encoder, cfg: TrainConfig, ctx: D.Context):
         if cfg.batch_size % ctx.world:
             raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {ctx.world} processes")
         self.examples, self.encoder, self.cfg, self.ctx = examples, encoder, cfg, ctx
-        self.placeholders = placeholders
         self.schedule = Schedule(len(examples), cfg.batch_size, cfg.seed)
         self.local = cfg.batch_size // ctx.world
 
@@ -97,7 +94,7 @@ class _Batches:
         cfg = self.cfg
         if cfg.objective == "llara":
             pairs = [(self.examples[i].passage, self.examples[i].next) for i in mine]
-            mb = encode_pairs(self.encoder.tokenizer, pairs, cfg.max_passage_length, *self.placeholders)
+            mb = encode_pairs(self.encoder.tokenizer, pairs, cfg.max_passage_length, cfg.llara_tokens)
         else:
             groups = [sample_group(self.examples[i], cfg.negatives, cfg.seed, epoch, i) for i in mine]
             mb = build_batch(groups, self.encoder, cfg)
@@ -126,15 +123,14 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)  # identical initialisation (new token rows, LoRA A) on every process
     model, tokenizer, base_input = load_base(cfg.model)
     model.config.use_cache = False
-    placeholders = add_placeholders(tokenizer, model, cfg.llara_tokens) if cfg.objective == "llara" else None
-    new_tokens = placeholders[0] + placeholders[1] if placeholders else None
+    new_tokens = sum(add_placeholders(tokenizer, model, cfg.llara_tokens), []) if cfg.objective == "llara" else None
     model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, new_tokens)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(ctx.device).train()
     params = trainable_parameters(model)
     encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
-    batches = _Batches(examples, encoder, cfg, ctx, placeholders)
+    batches = _Batches(examples, encoder, cfg, ctx)
     steps = total_steps(cfg, batches.schedule.per_epoch)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     from transformers import get_linear_schedule_with_warmup

@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from retr.retrieval.attention import forward_hidden
+from retr.retrieval.encoder import tokenize_prompted
 from retr.training.llara import (
-    EBAE_PROMPT,
-    EBAR_PROMPT,
-    PREFIX,
     add_placeholders,
     encode_pairs,
     encoder_templates,
@@ -46,14 +44,13 @@ def test_joint_pass_equals_separate_passes(arch, attn, request):
     model, tokenizer = _load(request.getfixturevalue(arch), attn)
     torch.manual_seed(0)
     ebae_ids, ebar_ids = add_placeholders(tokenizer, model, 3)
-    batch = encode_pairs(tokenizer, PAIRS, 64, ebae_ids, ebar_ids)
+    batch = encode_pairs(tokenizer, PAIRS, 64, len(ebae_ids))
     with torch.no_grad():
         joint = joint_hidden(model, batch)
-        ebae_rows, ebar_rows = [], []
-        for passage, _ in PAIRS:
-            head = tokenizer(PREFIX + passage)["input_ids"]
-            ebae_rows.append(head + tokenizer(EBAE_PROMPT.format(k="three"), add_special_tokens=False)["input_ids"] + ebae_ids)
-            ebar_rows.append(head + tokenizer(EBAR_PROMPT.format(k="three"), add_special_tokens=False)["input_ids"] + ebar_ids)
+        # the two prompts as separate sequences, tokenised as the encoder does
+        templates = encoder_templates(3)
+        ebae_rows = tokenize_prompted(tokenizer, [p for p, _ in PAIRS], templates["passage_template"], 200)
+        ebar_rows = tokenize_prompted(tokenizer, [p for p, _ in PAIRS], templates["query_template"], 200)
         alone_ae = _separate(model, tokenizer, ebae_rows)
         alone_ar = _separate(model, tokenizer, ebar_rows)
     for i, (ae_row, ar_row) in enumerate(zip(ebae_rows, ebar_rows)):
@@ -87,7 +84,7 @@ def test_placeholders_are_new_special_tokens(tiny_llama):
 def test_bow_targets_are_the_passage_and_the_next_passage(tiny_llama):
     model, tokenizer = _load(tiny_llama, "sdpa")
     ebae_ids, ebar_ids = add_placeholders(tokenizer, model, 2)
-    batch = encode_pairs(tokenizer, PAIRS[:1], 64, ebae_ids, ebar_ids)
+    batch = encode_pairs(tokenizer, PAIRS[:1], 64, len(ebae_ids))
     own = set(tokenizer(PAIRS[0][0], add_special_tokens=False)["input_ids"])
     following = set(tokenizer(PAIRS[0][1], add_special_tokens=False)["input_ids"])
     assert {t for t in batch["bow_self"][0].tolist() if t >= 0} == own
@@ -102,7 +99,7 @@ def test_llara_loss_trains_lora_and_new_rows_only(tiny_llama):
     ebae_ids, ebar_ids = add_placeholders(tokenizer, model, 2)
     rows_before = model.get_input_embeddings().weight.detach().clone()
     model = apply_lora(model, 8, 16, 0.0, "all-linear", ebae_ids + ebar_ids).train()
-    batch = encode_pairs(tokenizer, PAIRS, 64, ebae_ids, ebar_ids)
+    batch = encode_pairs(tokenizer, PAIRS, 64, len(ebae_ids))
     params = trainable_parameters(model)
     assert params and all("lora_" in n or "trainable_tokens" in n for n in params)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}

@@ -60,7 +60,8 @@ def test_model_artifact_rebuilds_the_trained_encoder(objective, tiny_llama, trai
     assert {"encoder.json", "train_log.jsonl", "loss.png", "train_config.yaml", "adapter/adapter_model.safetensors",
             "adapter/adapter_config.json"} <= names
     assert not any(n.startswith("checkpoint") for n in names)
-    assert [r["kind"] for r in artifact.manifest["inputs"]] == ["backbone", "dataset" if objective == "llara" else "training-set"]
+    data_kind = "dataset" if objective == "llara" else "training-set"
+    assert [r["kind"] for r in artifact.manifest["inputs"]] == ["backbone", data_kind]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
     assert artifact.manifest["metrics"]["final_loss"] == log[-1]["loss"]
@@ -84,6 +85,16 @@ def test_model_artifact_rebuilds_the_trained_encoder(objective, tiny_llama, trai
     # and the adapter is not a no-op: the base model embeds differently
     plain = load_encoder(str(tiny_llama), device="cpu", **encoder["options"])
     assert not np.allclose(plain.encode(texts, "query"), trained.encode(texts, "query"), atol=1e-4)
+    if objective == "llara":  # indexing pools exactly what LLaRA training pooled: the EBAE placeholder states
+        from retr.training.llara import encode_pairs, joint_hidden
+
+        model, tokenizer = spy_model["model"], spy_model["tokenizer"]
+        batch = encode_pairs(tokenizer, [(t, t) for t in texts], 20, 2)  # max_passage_length and k of _cfg
+        with torch.no_grad():
+            hidden = joint_hidden(model, batch)
+        rows = torch.arange(len(texts))[:, None]
+        pooled = torch.nn.functional.normalize(hidden[rows, batch["ebae_index"]].mean(1), dim=-1)
+        np.testing.assert_allclose(loaded.encode(texts, "passage"), pooled.numpy(), atol=1e-5, rtol=1e-4)
 
 
 KILLER = """
