@@ -198,3 +198,15 @@ def test_passage_pairs_follow_page_order(passages):
     docs = [json.loads(line) for line in passages.read_text().splitlines()]
     contents = {d["_id"]: f"{d['title']} {d['text']}" for d in docs}
     assert pairs[0].passage == contents["100-0"] and pairs[0].next == contents["100-1"]
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tiny_llama, training_set, tmp_path):
+    """SFT is a mean over queries, so 2 micro-batches of 2 give the gradient of one batch of 4 (same examples:
+    the epoch order does not depend on the batch size)."""
+    common = dict(objective="sft", lora_dropout=0.0, max_steps=2, warmup_ratio=0.0)
+    big = _adapter(train(_cfg(tiny_llama, training_set, tmp_path / "big", batch_size=4, **common)))
+    accumulated = _adapter(train(_cfg(tiny_llama, training_set, tmp_path / "acc", batch_size=2, grad_accum=2, **common)))
+    for name, value in big.items():
+        torch.testing.assert_close(accumulated[name], value, atol=1e-6, rtol=1e-5, msg=name)
+    single = _adapter(train(_cfg(tiny_llama, training_set, tmp_path / "one", batch_size=2, **common)))
+    assert any(not torch.allclose(single[n], v, atol=1e-6) for n, v in big.items())
