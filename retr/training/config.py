@@ -83,5 +83,7 @@ class TrainConfig:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.chunk_size < 1:
             raise ValueError("batch_size, grad_accum and chunk_size must be >= 1")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"unknown precision {self.precision!r}; choose auto, bf16 or fp32")
         if self.negatives < 1 and self.objective in ("dpo", "kl", "grl", "grl-sft"):
             raise ValueError(f"objective {self.objective} needs negatives >= 1")
