@@ -10,7 +10,7 @@ from pathlib import Path
 
 OBJECTIVES = ("llara", "cl", "sft", "dpo", "kl", "grl", "grl-sft", "cl+sft")
 
-GEN_TEMPLATE = "Given a search query, write a passage that answers it.\nQuery: {query}\nPassage: "
+GEN_TEMPLATE = "Given a search query, write a passage that answers it.\nQuery: {query}\nPassage:"
 
 
 def _opt(default, help: str):  # noqa: A002 - mirrors typer's keyword
@@ -46,7 +46,7 @@ class TrainConfig:
     lambda_sft: float = _opt(1.0, "weight of the SFT loss in grl-sft / cl+sft")
     dpo_beta: float = _opt(0.1, "DPO beta (sigmoid loss)")
     gen_temperature: float = _opt(1.0, "temperature of the generation relevance distribution in KL")
-    gen_template: str = _opt(GEN_TEMPLATE, "prompt of the generation side; {query} is replaced, the passage follows")
+    gen_template: str = _opt(GEN_TEMPLATE, "prompt of the generation side with {query}; ' ' + the passage follows")
     # LLaRA
     llara_tokens: int = _opt(8, "placeholder tokens per LLaRA prompt (EBAE and EBAR each)")
     llara_lm_weight: float = _opt(0.0, "weight of the next-token loss on the passage added to the LLaRA BOW losses")

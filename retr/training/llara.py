@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from retr.training.modeling import Batch, lm_head, unwrap
+from retr.training.modeling import Batch, lm_head, prompt_length, unwrap
 
 PREFIX = '"'
 EBAE_PROMPT = '", summarize the above passage within {k} words: '
@@ -59,11 +59,6 @@ def encoder_templates(k: int) -> dict[str, str]:
         "passage_template": PREFIX + "{text}" + EBAE_PROMPT.format(k=_words(k)) + "".join(ebae),
         "query_template": PREFIX + "{text}" + EBAR_PROMPT.format(k=_words(k)) + "".join(ebar),
     }
-
-
-def prompt_length(tokenizer, template: str) -> int:
-    """Tokens of a template without its text: what a text budget grows by (the encoder truncates the text only)."""
-    return len(tokenizer(template.replace("{text}", ""))["input_ids"])
 
 
 def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_length: int, k: int) -> Batch:

@@ -46,23 +46,28 @@ def embed(encoder, batch: Batch) -> torch.Tensor:
     return encoder.embed(batch["input_ids"], batch["attention_mask"]).float()
 
 
+def prompt_length(tokenizer, template: str) -> int:
+    """Tokens of a template without its text: what a text budget grows by (texts are truncated, prompts never)."""
+    return len(tokenizer(template.replace("{text}", ""))["input_ids"])
+
+
 def tokenize_generation(
     tokenizer, queries: list[str], passages: list[str], template: str, max_query: int, max_passage: int
 ) -> Batch:
-    """Prompt (with the query cut to ``max_query`` tokens) followed by the passage (cut to ``max_passage``).
+    """The prompt (``template`` with ``{query}``; the query cut to ``max_query`` tokens, the instruction kept, by
+    the encoder's ``tokenize_prompted``) followed by " " + the passage (cut to ``max_passage`` tokens).
 
     ``target_mask`` marks the passage tokens, the ones whose log-probability is scored.
     """
+    from retr.retrieval.encoder import tokenize_prompted
+
+    prompt = template.replace("{query}", "{text}")
+    prompts = tokenize_prompted(tokenizer, queries, prompt, max_query + prompt_length(tokenizer, prompt))
     rows, targets = [], []
-    for query, passage in zip(queries, passages):
-        query_ids = tokenizer(query, add_special_tokens=False, truncation=True, max_length=max_query)["input_ids"]
-        prompt = template.format(query=tokenizer.decode(query_ids))
-        prompt_ids = tokenizer(prompt)["input_ids"]
-        passage_ids = tokenizer(" " + passage, add_special_tokens=False, truncation=True, max_length=max_passage)[
-            "input_ids"
-        ]
-        rows.append(prompt_ids + passage_ids)
-        targets.append([0] * len(prompt_ids) + [1] * len(passage_ids))
+    for prompt_ids, passage in zip(prompts, passages):
+        passage_ids = tokenizer(" " + passage, add_special_tokens=False, truncation=True, max_length=max_passage)
+        rows.append(prompt_ids + passage_ids["input_ids"])
+        targets.append([0] * len(prompt_ids) + [1] * len(passage_ids["input_ids"]))
     width = max(map(len, rows))
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])

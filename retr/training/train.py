@@ -25,10 +25,10 @@ from retr.training import distributed as D
 from retr.training.base import base_spec, load_base
 from retr.training.config import TrainConfig
 from retr.training.data import PassagePair, QueryExample, Schedule, read_passage_pairs, read_training_set, sample_group
-from retr.training.llara import add_placeholders, encode_pairs, encoder_templates, prompt_length
+from retr.training.llara import add_placeholders, encode_pairs, encoder_templates
 from retr.training.log import TrainLog, plot_losses
 from retr.training.lora import apply_lora, trainable_parameters
-from retr.training.modeling import training_encoder
+from retr.training.modeling import prompt_length, training_encoder
 from retr.training.step import Trainee, build_batch, run_micro_batch, to_device
 
 __all__ = ["TrainConfig", "train"]
