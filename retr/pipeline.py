@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from retr.data.artifacts import MANIFEST, ArtifactError, open_artifact, sha256_json
+from retr.data.artifacts import ArtifactError, MANIFEST, config_dict, open_artifact, sha256_json
 
 # stage -> (module, config class, entry point); imported only when the stage runs.
 STAGES: dict[str, tuple[str, str, str]] = {
@@ -114,7 +114,7 @@ def _build(config_class: type, options: dict[str, Any], out: Path) -> Any:
 
 
 def _stamp(config: Any, inputs: dict[str, Path]) -> dict[str, Any]:
-    resolved = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
+    resolved = config_dict(config)
     return {"config": sha256_json(resolved), "inputs": {n: open_artifact(p).sha256 for n, p in sorted(inputs.items())}}
 
 

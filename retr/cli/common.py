@@ -41,11 +41,6 @@ def build_config(cls: type[T], config_file: Path | None = None, section: str | N
     return cls(**values)
 
 
-def as_dict(config: Any) -> dict[str, Any]:
-    """The resolved config, every default filled, JSON-friendly (paths as strings)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
-
-
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn the project's expected errors into one red line and exit code 1 (no traceback)."""

@@ -39,6 +39,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def config_dict(config: Any) -> dict[str, Any]:
+    """A stage config dataclass as the manifest records it: every field, paths as strings."""
+    import dataclasses
+
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
+
+
 def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 

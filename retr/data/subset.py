@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retr.data.artifacts import ArtifactWriter
+from retr.data.artifacts import ArtifactWriter, config_dict
 from retr.data.datasets import Dataset
 from retr.data.trec import Qrels
 
@@ -35,7 +35,7 @@ def make_subset(config: SubsetConfig) -> Path:
     sampled = set(random.Random(config.seed).sample(others, min(config.distractors, len(others))))
     keep = (judged & corpus_ids) | sampled
     inputs = [source.as_input(split) for split in config.splits]
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()}
+    settings = config_dict(config)
     with ArtifactWriter(config.out, "dataset", settings, inputs, overwrite=config.overwrite) as writer:
         kept = 0
         with open(writer.dir / "corpus.jsonl", "w") as out:

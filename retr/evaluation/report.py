@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retr.data.artifacts import ArtifactWriter
+from retr.data.artifacts import ArtifactWriter, config_dict
 from retr.data.errors import DataError
 from retr.evaluation import plots, render
 from retr.evaluation.metrics import (
@@ -159,7 +159,7 @@ def score(config: ScoreConfig) -> Path:
         metrics=report["metrics"], rel_level=rel_level, qrels=report.get("qrels", {}).get("source", config.qrels),
         split=(report.get("qrels") or {}).get("split") or config.split,
     )  # fmt: skip
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(resolved).items()}
+    settings = config_dict(resolved)
     with ArtifactWriter(config.out, "report", settings, inputs, overwrite=config.overwrite) as writer:
         _write(writer.dir, report, per_query, config.baseline)
         writer.metrics = {

@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from retr.data.artifacts import MANIFEST, Artifact, ArtifactError, ArtifactWriter, open_artifact
+from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact
 from retr.data.datasets import Dataset
 from retr.retrieval.bm25_search import KIND, LUCENE_DIR, lucene_path
 from retr.retrieval.lucene import engine_info, jclass
@@ -55,7 +55,7 @@ class BM25IndexConfig:
 def build_bm25_index(cfg: BM25IndexConfig) -> Path:
     """Build the Lucene index of ``cfg.corpus`` as a "bm25-index" artifact at ``cfg.out``; returns its path."""
     dataset = Dataset(cfg.corpus)
-    config = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}, "settings": SETTINGS}
+    config = {**config_dict(cfg), "settings": SETTINGS}
     with ArtifactWriter(cfg.out, KIND, config, [dataset.as_input()], overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()
         scratch, lucene = writer.dir / "_collection", writer.dir / LUCENE_DIR

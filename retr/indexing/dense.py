@@ -11,7 +11,6 @@ string id of each FAISS row, in row order) and ``index.faiss``. Its manifest nam
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from retr.data.artifacts import MANIFEST, Artifact, ArtifactError, ArtifactWriter, open_artifact, sha256_json
+from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, sha256_json
 from retr.data.datasets import Dataset
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.indexing import encode as encoding
@@ -80,10 +79,6 @@ class MergeConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.shards = [str(s) for s in self.shards]
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
 
 
 def encoder_overrides(config: IndexConfig) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, open_artifact
+from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, config_dict, open_artifact
 from retr.data.datasets import Dataset
 from retr.data.trec import Run, write_run
 
@@ -49,7 +49,7 @@ def search(cfg: SearchConfig) -> Path:
     index = open_artifact(cfg.index, kind=INDEX_KINDS)
     dataset = Dataset(cfg.queries)
     queries = dataset.queries(cfg.split)
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    config = config_dict(cfg)
     inputs = [index, dataset.as_input(cfg.split)]
     with ArtifactWriter(cfg.out, "run", config, inputs, overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()

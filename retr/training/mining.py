@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from retr.data.artifacts import Artifact, ArtifactWriter
+from retr.data.artifacts import Artifact, ArtifactWriter, config_dict
 from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
 from retr.data.trec import positives, write_run
@@ -98,7 +98,7 @@ def mine(cfg: MineConfig) -> Path:
     dataset = Dataset(cfg.dataset)
     queries = dataset.queries(cfg.split)
     judged = {qid: set(docs) for qid, docs in positives(dataset.qrels(cfg.split), cfg.min_relevance).items()}
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    config = config_dict(cfg)
 
     started = time.perf_counter()
     index = ensure_bm25_index(cfg.dataset, cfg.index_cache)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from retr.data.artifacts import MANIFEST, ArtifactError, ArtifactWriter, open_artifact, sha256_json
+from retr.data.artifacts import ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, sha256_json
 from retr.data.datasets import Dataset
 from retr.training import checkpoint
 from retr.training import distributed as D
@@ -34,12 +34,6 @@ from retr.training.step import Trainee, build_batch, run_micro_batch, to_device
 __all__ = ["TrainConfig", "train"]
 
 LLARA_DEFAULT_DATA = "wikipedia/passages.jsonl.gz"
-
-
-def _config_dict(cfg: TrainConfig) -> dict:
-    from dataclasses import asdict
-
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
 
 
 def _load_examples(cfg: TrainConfig) -> tuple[list[QueryExample] | list[PassagePair], dict]:
@@ -136,7 +130,7 @@ def train(cfg: TrainConfig) -> Path:
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps), steps)
     module = D.wrap(Trainee(model, encoder, cfg, ctx), ctx)
 
-    config = _config_dict(cfg)
+    config = config_dict(cfg)
     inputs = [base_input, data_input]
     fingerprint = sha256_json({"config": config, "inputs": inputs, "world": ctx.world})
     writer = ArtifactWriter(cfg.out, "model", config, inputs, overwrite=cfg.overwrite) if ctx.main else None
@@ -202,7 +196,7 @@ def _write_model(directory: Path, model, tokenizer, cfg: TrainConfig) -> None:
     tokenizer.save_pretrained(directory / "tokenizer")
     encoder = {"base": base_spec(cfg.model), "adapter": "adapter", "options": encoder_options(cfg, tokenizer)}
     (directory / "encoder.json").write_text(json.dumps(encoder, indent=2) + "\n")
-    (directory / "train_config.yaml").write_text(yaml.safe_dump(_config_dict(cfg), sort_keys=False))
+    (directory / "train_config.yaml").write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
 
 
 def _metrics(records: list[dict], params: dict, n_examples: int, steps: int, ctx: D.Context) -> dict:
