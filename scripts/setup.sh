@@ -31,6 +31,7 @@ fi
 ln -sfn "$venv" .venv
 # Re-point the editable install at this clone only when it points elsewhere.
 if [ ! -x .venv/bin/retr ] || ! .venv/bin/python -I -c 'import retr, pathlib, sys; sys.exit(pathlib.Path(retr.__file__).resolve().parent != pathlib.Path("retr").resolve())' 2>/dev/null; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null
+  editable=".venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e ."
+  $editable >/dev/null 2>&1 || $editable  # quiet unless it fails (setuptools warns on every editable install)
 fi
 echo "[setup] ready: $(readlink .venv)" >&2
