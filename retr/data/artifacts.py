@@ -39,6 +39,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a sibling .part file and rename: readers see the old file or the whole new one."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def replace_dir(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, swapping out an existing ``target`` (there is never no ``target`` once one existed)."""
+    if target.exists():
+        trash = target.parent / f"{target.name}.old-{os.getpid()}"
+        os.replace(target, trash)
+        os.replace(source, target)
+        shutil.rmtree(trash)
+    else:
+        os.replace(source, target)
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     """A stage config dataclass as the manifest records it: every field, paths as strings."""
     import dataclasses
@@ -251,16 +269,8 @@ class ArtifactWriter:
             "timing": self.timing,
             **self.extra,
         }
-        tmp_manifest = self.dir / (MANIFEST + ".part")
-        tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
-        os.replace(tmp_manifest, self.dir / MANIFEST)
-        if self.out.exists():
-            trash = self.out.parent / f"{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, trash)
-            os.replace(self.dir, self.out)
-            shutil.rmtree(trash)
-        else:
-            os.replace(self.dir, self.out)
+        atomic_write_text(self.dir / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+        replace_dir(self.dir, self.out)
 
 
 def lineage(artifact: Artifact, depth: int = 0, seen: set[str] | None = None) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from retr.data.artifacts import atomic_write_text
 from retr.data.datasets import Doc
 from retr.data.errors import DataError
 
@@ -63,7 +64,7 @@ class ChunkStore:
             if previous != fingerprint:
                 for old in self.folder.iterdir():
                     old.unlink()
-                _atomic_write_text(meta, json.dumps({"fingerprint": fingerprint}) + "\n")
+                atomic_write_text(meta, json.dumps({"fingerprint": fingerprint}) + "\n")
 
     def vectors_path(self, chunk: int) -> Path:
         return self.folder / f"{chunk:06d}.npy"
@@ -80,7 +81,7 @@ class ChunkStore:
     def write(self, chunk: int, ids: list[str], vectors: np.ndarray) -> None:
         if len(ids) != len(vectors):
             raise ValueError(f"chunk {chunk}: {len(ids)} ids for {len(vectors)} vectors")
-        _atomic_write_text(self.ids_path(chunk), "".join(f"{doc_id}\n" for doc_id in ids))
+        atomic_write_text(self.ids_path(chunk), "".join(f"{doc_id}\n" for doc_id in ids))
         tmp = self.vectors_path(chunk).with_suffix(".npy.part")
         with open(tmp, "wb") as handle:
             np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32))
@@ -95,10 +96,6 @@ class ChunkStore:
         return np.load(self.vectors_path(chunk), mmap_mode="r" if mmap else None)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def select_docs(docs: Iterable[Doc], limit: int | None = None, keep_ids: set[str] | None = None) -> Iterator[Doc]:

@@ -10,13 +10,13 @@ uninterrupted one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from retr.data.artifacts import replace_dir
 from retr.training.distributed import Context, barrier
 
 NAME = "checkpoint"
@@ -68,13 +68,7 @@ def save(
     save_file({k: v.contiguous() for k, v in _rng_state(ctx).items()}, str(tmp / f"rng-{ctx.rank}.safetensors"))
     barrier(ctx)
     if ctx.main:
-        if final.exists():
-            old = workdir / f"{NAME}.old"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)
     barrier(ctx)
 
 
@@ -110,5 +104,5 @@ def restore(
 
 
 def remove(workdir: Path) -> None:
-    for name in (NAME, f"{NAME}.tmp", f"{NAME}.old"):
-        shutil.rmtree(workdir / name, ignore_errors=True)
+    for path in (workdir / NAME, workdir / f"{NAME}.tmp", *workdir.glob(f"{NAME}.old-*")):
+        shutil.rmtree(path, ignore_errors=True)
