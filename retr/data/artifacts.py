@@ -22,13 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from retr.data.errors import ArtifactError
+
 MANIFEST = "manifest.json"
 SCHEMA = 1
 PARTIAL_STAMP = ".retr-partial.json"
-
-
-class ArtifactError(Exception):
-    """A refused artifact; the message is one line naming the artifact and what to do."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
