@@ -182,3 +182,19 @@ def _saved_embedding_rows(adapter_dir: Path) -> int | None:
             if key.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
                 return handle.get_slice(key).get_shape()[0]
     return None
+
+
+def declared_max_length(spec: str | Path) -> int | None:
+    """The input limit a model declares for embedding (``max_seq_length`` of its sentence-transformers config), or
+    None when it declares none; a model artifact answers for its base. Reads one small file, loads no weights."""
+    spec = str(spec)
+    if spec == "default":
+        return None  # SmolLM2 ships no sentence-transformers config
+    path = default_model.minilm_dir() if spec == "minilm" else Path(spec).expanduser()
+    if is_model_artifact(path):
+        return declared_max_length(_base_spec(path, artifact_encoder_json(path)["base"]))
+    try:
+        value = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
