@@ -169,9 +169,23 @@ class Artifact:
     def verify(self, names: Iterable[str] | None = None, under: str | None = None, cached: bool = True) -> int:
         """Check size and sha256 of the listed outputs (``names``; or those below the folder ``under``; all when
         both are None); returns how many were checked. ``cached`` reuses hashes keyed by (path, size, mtime,
-        ctime, inode), so a large index is hashed once and not on every search; ``cached=False`` rehashes."""
+        ctime, inode), so a large index is hashed once and not on every search; ``cached=False`` rehashes.
+
+        With ``under``, a file in that folder that the manifest does not list is refused too (a loader such as
+        Lucene or transformers may pick up an added file), and so is a folder the manifest lists nothing in."""
         wanted = None if names is None else set(names)
         prefix = None if under is None else under.rstrip("/") + "/"
+        if prefix is not None:
+            listed = {entry["path"] for entry in self.outputs() if entry["path"].startswith(prefix)}
+            folder = self.contained(prefix.rstrip("/"))
+            present = {p.relative_to(self.path).as_posix() for p in folder.rglob("*") if p.is_file()}
+            extra = sorted(present - listed)
+            if extra:
+                raise ArtifactError(f"{self.path / extra[0]}: not listed in the manifest (the artifact was modified); "
+                                    "remove that file or re-run the stage that made the artifact")
+            if not listed:
+                raise ArtifactError(f"{self.path}: manifest lists no files under {prefix}; re-run the stage that "
+                                    "made the artifact")
         checked = 0
         for entry in self.outputs():
             path = entry["path"]

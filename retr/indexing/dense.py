@@ -233,6 +233,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def load_embeddings(index: Artifact | Path) -> tuple[list[str], np.ndarray]:
     """(ids, float32 [n, dim]) of a dense-index, in FAISS row order."""
     artifact = index if isinstance(index, Artifact) else open_artifact(index, kind="dense-index")
+    artifact.verify(under=EMBEDDINGS)  # the vectors are read from here, not from the FAISS file
     store = encoding.ChunkStore(artifact.path / EMBEDDINGS)
     chunks = store.finished()
     ids = [doc_id for chunk in chunks for doc_id in store.read_ids(chunk)]

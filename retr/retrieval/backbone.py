@@ -155,6 +155,7 @@ def _load_artifact(path: Path, torch_dtype) -> tuple[Any, Any]:
     from peft import PeftModel
     from transformers import AutoTokenizer
 
+    verify_model_artifact(path)
     meta = artifact_encoder_json(path)
     model, base_tokenizer, _ = load_backbone(_base_spec(path, meta["base"]), torch_dtype)
     tokenizer_dir = path / meta.get("tokenizer", "tokenizer")
@@ -168,6 +169,20 @@ def _load_artifact(path: Path, torch_dtype) -> tuple[Any, Any]:
         model.resize_token_embeddings(rows)
     model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     return model, tokenizer
+
+
+def verify_model_artifact(path: Path) -> None:
+    """Check the files a model artifact is loaded from against its manifest before any is read: ``encoder.json``
+    and everything under the adapter and tokenizer folders (unlisted files there are refused too, since
+    transformers and peft pick up whatever weight files they find). Hashes are cached by size, mtime, ctime and
+    inode, so this costs one hash per file per change, not one per load."""
+    artifact = open_artifact(path, kind="model")
+    artifact.verify([ENCODER_JSON])
+    meta = artifact_encoder_json(path)
+    for folder in (meta.get("adapter", "adapter"), meta.get("tokenizer", "tokenizer")):
+        artifact.contained(folder)
+        if (path / folder).is_dir():
+            artifact.verify(under=folder)
 
 
 def _saved_embedding_rows(adapter_dir: Path) -> int | None:
