@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from pathlib import Path
 from typing import Any, Optional
@@ -36,9 +37,10 @@ def command(**options: Any) -> None:
 
 
 def _option_type(hint: Any) -> Any:
-    """The option's Python type: the non-None member of ``X | None``."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
+    """The option's Python type: the non-None member of ``X | None``; ``list[str]`` stays a repeatable option."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint
+    return next(a for a in typing.get_args(hint) if a is not type(None))
 
 
 def _signature() -> inspect.Signature:
@@ -53,7 +55,7 @@ def _signature() -> inspect.Signature:
         )
     ]
     for field in dataclasses.fields(TrainConfig):
-        default = field.default
+        default = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
         shown = "none" if default is None else repr(default) if isinstance(default, str) else str(default)
         params.append(
             inspect.Parameter(

@@ -13,14 +13,14 @@ from retr.data.artifacts import open_artifact
 from retr.training.config import TrainConfig
 from retr.training.data import read_passage_pairs, read_training_set
 from retr.training.train import train
-from tests.unit.training.helpers import make_tiny_model
+from tests.unit.tiny_models import make_tiny_model
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"), "llama")
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"), "llama", tied=True, max_positions=512)
 
 
 def test_grl_on_a_mined_scifact_training_set(data_dir: Path, tiny: Path, tmp_path: Path) -> None:
