@@ -82,7 +82,7 @@ class TrainConfig:
     )
     chunk_size: int = _opt(8, "sequences per forward chunk, embedding and generation sides (GradCache or not)")
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (saves memory, costs time)")
-    precision: str = _opt("auto", "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32")
+    precision: str = _opt("auto", "auto (bf16 autocast on a GPU or a CPU with native bf16: AVX512-BF16/AMX; else fp32), bf16 or fp32")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (torchrun sets one GPU per process)")
     threads: int = _opt(0, "torch CPU threads (0 = torch's default)")
     checkpoint_every: int = _opt(50, "steps between resumable checkpoints (inside the tmp output dir)")
