@@ -29,6 +29,8 @@ def command(
     rank_min: int = typer.Option(None, help="Best BM25 rank (1-based, inclusive) a negative may have. Default: 10."),
     rank_max: int = typer.Option(None, help="Worst BM25 rank (inclusive, <= k) a negative may have. Default: 100."),
     min_relevance: int = typer.Option(None, help="Smallest qrels grade that counts as a positive. Default: 1."),
+    max_negative_ratio: float = typer.Option(None, help="Drop candidates scoring above this fraction of the best "
+                                             "positive's BM25 score (TopK-PercPos, e.g. 0.95). Default: no filter."),
     seed: int = typer.Option(None, help="Seed of the per-query negative sampling. Default: 0."),
     threads: int = typer.Option(None, help="Lucene indexing and search threads. Default: 2."),
     index_cache: Path = typer.Option(
@@ -49,7 +51,7 @@ def command(
         try:
             cfg = build_config(
                 MineConfig, config, section="mine", dataset=dataset, split=split, out=out, k=k, k1=k1, b=b,
-                negatives=negatives, rank_min=rank_min, rank_max=rank_max, min_relevance=min_relevance, seed=seed,
+                negatives=negatives, rank_min=rank_min, rank_max=rank_max, min_relevance=min_relevance, max_negative_ratio=max_negative_ratio, seed=seed,
                 threads=threads, index_cache=index_cache, overwrite=overwrite,
             )
         except ValueError as error:

@@ -7,6 +7,11 @@ skipped because unjudged relevant documents crowd there). The sample uses a rand
 ``(seed, query id)``, so a query's negatives do not depend on which other queries are mined, and the same config
 gives a byte-identical ``train.jsonl``.
 
+``max_negative_ratio`` (NV-Retriever's TopK-PercPos; sentence-transformers' ``relative_margin`` is 1 minus it) drops
+candidates scoring above that fraction of the best judged positive's BM25 score (e.g. 0.95): such near-duplicates
+of a positive are often unjudged positives. A query whose positives are all outside the top k has no positive
+score to compare with; its window is left unfiltered and the manifest counts such queries.
+
 Queries are left out (and counted in the manifest metrics) when none of their judged positives is in the corpus,
 or when the window holds fewer than ``negatives`` non-positive hits. Search runs in batches of queries whose hits
 go straight to ``bm25.trec``; memory keeps only the sampled negatives, and one corpus pass fetches their texts.
@@ -49,6 +54,7 @@ class MineConfig:
     rank_min: int = 10
     rank_max: int = 100
     min_relevance: int = 1
+    max_negative_ratio: float | None = None
     seed: int = 0
     threads: int = 2
     index_cache: Path | None = None
@@ -62,6 +68,8 @@ class MineConfig:
                 "the negative window needs 1 <= rank_min <= rank_max <= k, "
                 f"got {self.rank_min}..{self.rank_max} with k={self.k}"
             )
+        if self.max_negative_ratio is not None and not 0 < self.max_negative_ratio <= 1:
+            raise ValueError(f"max_negative_ratio must be in (0, 1], got {self.max_negative_ratio}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
         if self.negatives > self.rank_max - self.rank_min + 1:
@@ -85,12 +93,22 @@ def ranked(hits: dict[str, float]) -> list[Hit]:
 
 
 def sample_negatives(hits: list[Hit], judged: set[str], cfg: MineConfig, query_id: str) -> list[Hit] | None:
-    """``cfg.negatives`` hits of the rank window that are not judged positives, by rank; None if too few."""
+    """``cfg.negatives`` hits of the rank window that are not judged positives (nor, with ``max_negative_ratio``,
+    scored above that fraction of the best positive's score), by rank; None if too few."""
     window = [h for h in hits if cfg.rank_min <= h.rank <= cfg.rank_max and h.id not in judged]
+    ceiling = negative_ceiling(hits, judged, cfg.max_negative_ratio)
+    if ceiling is not None:
+        window = [h for h in window if h.score <= ceiling]
     if len(window) < cfg.negatives:
         return None
     rng = random.Random(f"{cfg.seed}:{query_id}")  # str seeds hash with SHA-512: stable across processes
     return sorted(rng.sample(window, cfg.negatives), key=lambda h: h.rank)
+
+
+def negative_ceiling(hits: list[Hit], judged: set[str], ratio: float | None) -> float | None:
+    """The highest score a negative may have: ``ratio`` x the best judged positive's score among the hits."""
+    scores = [h.score for h in hits if h.id in judged]
+    return ratio * max(scores) if ratio is not None and scores else None
 
 
 def mine(cfg: MineConfig) -> Path:
@@ -106,7 +124,7 @@ def mine(cfg: MineConfig) -> Path:
     inputs = [index, dataset.as_input(cfg.split)]
     with ArtifactWriter(cfg.out, KIND, config, inputs, overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()
-        picked, in_top_k = _search_and_sample(index, queries, judged, cfg, writer.dir / RUN_FILE)
+        picked, in_top_k, unfiltered = _search_and_sample(index, queries, judged, cfg, writer.dir / RUN_FILE)
         search_seconds = time.perf_counter() - started
         wanted = {h.id for hits in picked.values() for h in hits or ()}
         wanted |= {doc_id for qid in queries for doc_id in judged.get(qid, ())}
@@ -117,6 +135,7 @@ def mine(cfg: MineConfig) -> Path:
         judged_total = sum(len(judged.get(qid, ())) for qid in queries)
         stats.update(
             negatives_per_query=cfg.negatives,
+            ratio_filter_without_positive_score=unfiltered if cfg.max_negative_ratio is not None else None,
             judged_positives=judged_total,
             positives_in_bm25_top_k=round(in_top_k / judged_total, 4) if judged_total else None,
             engine=engine_info(),
@@ -133,11 +152,12 @@ def mine(cfg: MineConfig) -> Path:
 
 def _search_and_sample(
     index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path
-) -> tuple[dict[str, list[Hit] | None], int]:
+) -> tuple[dict[str, list[Hit] | None], int, int]:
     """BM25 in batches of queries: each batch's hits are appended to the TREC run file and sampled, then dropped,
-    so memory holds only the sampled negatives. Returns them and the number of judged positives in the top k."""
+    so memory holds only the sampled negatives. Returns them, the number of judged positives in the top k and the
+    number of queries the ratio filter could not apply to (no positive in the top k)."""
     picked: dict[str, list[Hit] | None] = {}
-    in_top_k = 0
+    in_top_k = unfiltered = 0
     part = run_file.with_name("_batch.trec")
     searcher = BM25Searcher(index, k1=cfg.k1, b=cfg.b, threads=cfg.threads)
     try:
@@ -147,12 +167,14 @@ def _search_and_sample(
                 with open(part, "rb") as lines:
                     shutil.copyfileobj(lines, out)
                 for qid, hits in batch.items():
-                    in_top_k += len(judged.get(qid, set()) & hits.keys())
+                    found = len(judged.get(qid, set()) & hits.keys())
+                    in_top_k += found
+                    unfiltered += cfg.max_negative_ratio is not None and not found
                     picked[qid] = sample_negatives(ranked(hits), judged.get(qid, set()), cfg, qid)
     finally:
         searcher.close()
         part.unlink(missing_ok=True)
-    return picked, in_top_k
+    return picked, in_top_k, unfiltered
 
 
 def _collect_docs(dataset: Dataset, wanted: set[str]) -> dict[str, Doc]:
