@@ -85,6 +85,14 @@ def config_dict(config: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB). One CLI command is one process,
+    so this is the stage's peak; stages chained in one ``retr run`` process report the peak up to their end."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -460,6 +468,7 @@ class ArtifactWriter:
     def _publish(self) -> None:
         elapsed = time.perf_counter() - self._start
         self.timing.setdefault("seconds", round(elapsed, 3))
+        self.timing.setdefault("peak_rss_mib", peak_rss_mib())
         (self.dir / PARTIAL_STAMP).unlink(missing_ok=True)
         outputs = []
         for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != MANIFEST):

@@ -49,6 +49,10 @@ def test_manifest_has_the_design_fields(tmp_path: Path) -> None:
     assert files["run.trec"]["sha256"] == sha256_file(out / "run.trec")
     assert files["run.trec"]["bytes"] == 5
     assert not list(tmp_path.glob("a.tmp-*")), "the tmp dir is renamed into place"
+    import resource
+
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert 10 < manifest["timing"]["peak_rss_mib"] <= peak_mib + 1  # this process's peak, in MiB
 
 
 def test_refuses_wrong_kind_missing_manifest_and_tampered_output(tmp_path: Path) -> None:
