@@ -26,6 +26,10 @@ def command(
     out: Path = typer.Option(None, help="Output run artifact directory. Default: runs/search."),
     encoder: str = typer.Option(None, help=ENCODER_HELP),
     batch_size: int = typer.Option(None, help="Dense indexes only: queries encoded per batch. Default: 64."),
+    query_template: str = typer.Option(None, help="Dense indexes only: query template with {text} or a preset "
+                                       "(none, e5, llara); the passages stay as indexed. Default: the index's."),
+    max_query_length: int = typer.Option(None, help="Dense indexes only: max query tokens, prompt included. "
+                                         "Default: the index's."),
     k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). Default: 0.9."),
     b: float = typer.Option(None, help="BM25 b (document-length normalization). Default: 0.4."),
     threads: int = typer.Option(None, help="BM25 search threads. Default: 2."),
@@ -47,7 +51,7 @@ def command(
         try:
             cfg = build_config(
                 SearchConfig, config, section="search", index=index, queries=queries, split=split, k=k, out=out,
-                encoder=encoder, batch_size=batch_size, k1=k1, b=b, threads=threads, overwrite=overwrite,
+                encoder=encoder, batch_size=batch_size, query_template=query_template, max_query_length=max_query_length, k1=k1, b=b, threads=threads, overwrite=overwrite,
             )
         except ValueError as error:
             raise typer.BadParameter(str(error)) from None

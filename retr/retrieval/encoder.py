@@ -262,7 +262,8 @@ def _first_not_none(*values: Any) -> Any:
 
 
 def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Encoder:
-    """An :class:`Encoder` for a backbone spec; options default to a model artifact's encoder.json, then ours.
+    """An :class:`Encoder` for a backbone spec; options default to a model artifact's encoder.json, then ours
+    (query and passage budgets capped by the model's declared input limit, the query budget equal to it).
 
     Overrides left as None are ignored. ``device``: default cuda when available, else cpu.
     """
@@ -278,6 +279,13 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
         saved = artifact_encoder_json(spec).get("options") or {}
         values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
     values.update({k: v for k, v in option_overrides.items() if v is not None})
+    if "max_query_length" not in values:  # the model's own limit, when it declares one (MiniLM: 256)
+        from retr.retrieval.backbone import declared_max_length
+
+        declared = declared_max_length(spec)
+        if declared is not None:
+            values["max_query_length"] = declared
+            values.setdefault("max_passage_length", min(declared, EncoderOptions.max_passage_length))
     options = EncoderOptions(**values)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if options.quantize == "int8" and device.type != "cpu":

@@ -28,6 +28,8 @@ class SearchConfig:
     out: Path = Path("runs/search")
     encoder: str | None = None
     batch_size: int = 64
+    query_template: str | None = None
+    max_query_length: int | None = None
     k1: float = 0.9
     b: float = 0.4
     threads: int = 2
@@ -65,6 +67,11 @@ def search(cfg: SearchConfig) -> Path:
             from retr.retrieval.lucene import engine_info
 
             writer.metrics["engine"] = engine_info()
+        else:
+            from retr.retrieval.dense_search import QUERY_SIDE, query_options
+
+            used = query_options(index, query_side(cfg))
+            writer.metrics["query_options"] = {name: used[name] for name in QUERY_SIDE}
         writer.timing.update(
             search_seconds=round(seconds, 3), queries_per_s=round(len(queries) / max(seconds, 1e-9), 1)
         )
@@ -73,8 +80,9 @@ def search(cfg: SearchConfig) -> Path:
 
 def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Run:
     if index.kind == "bm25-index":
-        if cfg.encoder is not None:
-            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder (got --encoder {cfg.encoder})")
+        if cfg.encoder is not None or any(v is not None for v in query_side(cfg).values()):
+            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder, query template or query "
+                                "length; drop those options")
         from retr.retrieval.bm25_search import search_bm25
 
         return search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
@@ -87,4 +95,10 @@ def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Ru
             f"{index.path}: is a dense index, but this retr has no dense search (module retr.retrieval.dense_search "
             "is missing); install a retr build that includes it, or search a bm25-index"
         ) from None
-    return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size)
+    return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size,
+                        query_side=query_side(cfg))
+
+
+def query_side(cfg: SearchConfig) -> dict[str, object]:
+    """The query-side encoder options given for this search (None: the index's own)."""
+    return {"query_template": cfg.query_template, "max_query_length": cfg.max_query_length}
