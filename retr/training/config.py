@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retr.training.log import REPORT_TO
 from retr.training.objectives import OBJECTIVES, get as get_objective
 
 GEN_TEMPLATE = "Given a search query, write a passage that answers it.\nQuery: {query}\nPassage:"
@@ -85,7 +86,10 @@ class TrainConfig:
     precision: str = _opt("auto", "auto (bf16 autocast on a GPU or a CPU with native bf16: AVX512-BF16/AMX; else fp32), bf16 or fp32")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (torchrun sets one GPU per process)")
     threads: int = _opt(0, "torch CPU threads (0 = torch's default)")
-    checkpoint_every: int = _opt(50, "steps between resumable checkpoints (inside the tmp output dir)")
+    checkpoint_every: int = _opt(50, "steps between resumable checkpoints (inside the tmp output dir); loss.png "
+                                     "is redrawn at each")
+    report_to: str = _opt("none", "none, or tensorboard: scalars (each loss part, lr, samples/s, gradient norm) "
+                                  "written as training runs into tensorboard/ of the output")
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -93,6 +97,8 @@ class TrainConfig:
         self.data = [str(d) for d in self.data]
         if self.batch_size < 1 or self.grad_accum < 1 or self.chunk_size < 1:
             raise ValueError("batch_size, grad_accum and chunk_size must be >= 1")
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"unknown report_to {self.report_to!r}; choose one of {', '.join(REPORT_TO)}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"unknown precision {self.precision!r}; choose auto, bf16 or fp32")
         get_objective(self.objective).validate(self)

@@ -28,7 +28,7 @@ from retr.training import format as F
 from retr.training.base import base_spec, load_base
 from retr.training.config import TrainConfig
 from retr.training.data import Schedule
-from retr.training.log import TrainLog, plot_losses
+from retr.training.log import NOT_LOSSES, TrainLog
 from retr.training.lora import apply_lora, trainable_parameters
 from retr.training.modeling import prompt_length, training_encoder
 from retr.training.objectives import Objective, get as get_objective
@@ -117,13 +117,15 @@ def train(cfg: TrainConfig) -> Path:
         start = checkpoint.restore(workdir, params, optimizer, scheduler, fingerprint, ctx)
         if start == 0:
             torch.manual_seed(cfg.seed + 1 + ctx.rank)  # dropout stream of this process
-        log = TrainLog(workdir / "train_log.jsonl", start) if ctx.main else None
+        board = workdir / "tensorboard" if cfg.report_to == "tensorboard" else None
+        log = TrainLog(workdir / "train_log.jsonl", start, board) if ctx.main else None
         seconds = _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, log, workdir, fingerprint)
         if ctx.main:
             assert writer is not None and log is not None
             records = log.records()
             _write_model(writer.dir, model, tokenizer, cfg, fmt)
-            plot_losses(records, writer.dir / "loss.png", f"retr train --objective {cfg.objective}")
+            log.checkpoint(_title(cfg))
+            log.close()
             checkpoint.remove(writer.dir)
             writer.metrics.update(_metrics(records, params, len(examples), steps, ctx))
             writer.metrics["precision"] = resolve_precision(cfg.precision, ctx.device.type)
@@ -131,6 +133,10 @@ def train(cfg: TrainConfig) -> Path:
             writer.timing.update(train_seconds=round(seconds, 3), samples_per_s=round(samples / max(seconds, 1e-9), 3))
     D.barrier(ctx)
     return cfg.out
+
+
+def _title(cfg: TrainConfig) -> str:
+    return f"retr train --objective {cfg.objective}"
 
 
 def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, log, workdir, fingerprint) -> float:
@@ -148,15 +154,15 @@ def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, 
             logged = run_micro_batch(module, mb, cfg, ctx, sync=last, scale=1.0 / cfg.grad_accum, autocast=autocast)
             for k, v in logged.items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm or float("inf"))
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         record = D.mean_over_processes(sums, ctx)
         elapsed = time.perf_counter() - t0
         record = {"step": step + 1, **{k: round(v, 6) for k, v in record.items()}}
-        record.update(lr=scheduler.get_last_lr()[0], samples_per_s=round(cfg.batch_size * cfg.grad_accum / elapsed, 3))
+        record.update(lr=scheduler.get_last_lr()[0], samples_per_s=round(cfg.batch_size * cfg.grad_accum / elapsed, 3),
+                      grad_norm=round(float(grad_norm), 6))
         if log is not None:
             log.write(record)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "lr")}, refresh=False)
@@ -164,6 +170,8 @@ def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, 
         done = step + 1
         if done < steps and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             checkpoint.save(workdir, done, params, optimizer, scheduler, fingerprint, ctx)
+            if log is not None:
+                log.checkpoint(_title(cfg))
     bar.close()
     return time.perf_counter() - began
 
@@ -188,5 +196,5 @@ def _metrics(records: list[dict], params: dict, n_examples: int, steps: int, ctx
         "trainable_parameters": sum(p.numel() for p in params.values()),
         "first_loss": first.get("loss"),
         "final_loss": last.get("loss"),
-        "final_parts": {k: v for k, v in last.items() if k not in ("step", "lr", "samples_per_s", "loss")},
+        "final_parts": {k: v for k, v in last.items() if k not in NOT_LOSSES | {"loss"}},
     }
