@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from retr.cli import demo, index, mine, run, score, search, show, train
+from retr.cli import demo, export, index, mine, run, score, search, show, train
 
 app = typer.Typer(
     name="retr",
@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (mine, train, index, search, score, run, demo, show):
+for module in (mine, train, index, search, score, export, run, demo, show):
     app.command(name=module.NAME, help=module.__doc__)(module.command)
 
 

@@ -9,9 +9,11 @@ order is the input order. ``tokenize``, ``collate`` and ``embed`` are the differ
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -24,6 +26,7 @@ from retr.retrieval.pooling import POOLINGS, pool
 QUANTIZE = (None, "int8")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHARS_PER_TOKEN_CAP = 64  # texts are cut at 64 chars per allowed token before tokenising (no token is that long)
+EXPORTED_OPTIONS = "retr_encoder.json"  # written by retr.retrieval.export beside an exported model
 LAST_K = re.compile(r"^last(\d+)$")  # "last8": mean of the last 8 tokens (LLaRA's 8 prompt placeholders)
 
 
@@ -277,6 +280,9 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
     values: dict[str, Any] = {}
     if is_model_artifact(spec):
         saved = artifact_encoder_json(spec).get("options") or {}
+        values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
+    elif (Path(str(spec)).expanduser() / EXPORTED_OPTIONS).is_file():  # a `retr export` dir keeps its format
+        saved = json.loads((Path(str(spec)).expanduser() / EXPORTED_OPTIONS).read_text()).get("options") or {}
         values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
     values.update({k: v for k, v in option_overrides.items() if v is not None})
     if "max_query_length" not in values:  # the model's own limit, when it declares one (MiniLM: 256)

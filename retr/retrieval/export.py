@@ -17,15 +17,46 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retr.data.options import option
 from retr.retrieval import prompts
+from retr.retrieval.encoder import EXPORTED_OPTIONS as EXPORT_JSON
 
 FORMATS = ("hf", "peft")
-EXPORT_JSON = "retr_encoder.json"
 MTEB_JSON = "mteb_model_meta.json"
 ST_POOLING = {"mean": "mean", "first": "cls", "weighted_mean": "weightedmean", "last": "lasttoken"}
+
+
+@dataclass
+class ExportConfig:
+    model: str = option("default", "model to export: a `retr train` output, default, minilm or a model dir")
+    out: Path = option(Path("runs/export"), "output folder (an 'export' artifact: a Hugging Face model dir)")
+    format: str = option("hf", "hf: one model dir, LoRA merged, with a sentence-transformers config when it can "
+                               "express the encoder; peft: base/ and adapter/ kept apart")
+    overwrite: bool = option(False, "replace an existing export artifact")
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.format not in FORMATS:
+            from retr.data.errors import UsageError
+
+            raise UsageError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
+
+
+def export(cfg: ExportConfig) -> Path:
+    """:func:`export_encoder` into an "export" artifact at ``cfg.out`` (manifest: the model it came from)."""
+    from retr.data.artifacts import ArtifactWriter, config_dict
+    from retr.retrieval.backbone import backbone_identity
+
+    with ArtifactWriter(cfg.out, "export", config_dict(cfg), [backbone_identity(cfg.model)],
+                        overwrite=cfg.overwrite) as writer:
+        record = export_encoder(cfg.model, writer.dir, cfg.format)
+        writer.metrics.update(sentence_transformers=record["sentence_transformers"],
+                              sentence_transformers_gaps=record["sentence_transformers_gaps"])
+    return cfg.out
 
 
 def sentence_transformers_gaps(options: dict[str, Any], decoder: bool) -> list[str]:

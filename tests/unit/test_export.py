@@ -43,10 +43,30 @@ def test_sentence_transformers_gives_retr_vectors(artifact: Path, tmp_path: Path
     assert meta["embed_dim"] == ours.dim and meta["use_instructions"] is True
 
 
-def test_the_merged_weights_load_without_peft(artifact: Path, tmp_path: Path) -> None:
-    export_encoder(str(artifact), tmp_path / "hf")
-    plain = load_encoder(str(tmp_path / "hf"), **OPTIONS)
-    assert np.allclose(plain.encode_passages(TEXTS), load_encoder(str(artifact)).encode_passages(TEXTS), atol=1e-5)
+@pytest.mark.parametrize("attention", ["causal", "bidirectional"])
+def test_the_export_loads_back_into_retr_with_its_format(artifact: Path, tmp_path: Path, attention: str) -> None:
+    export_encoder(str(artifact), tmp_path / "hf", attention=attention, pooling="last")
+    exported, trained = load_encoder(str(tmp_path / "hf")), load_encoder(str(artifact), attention=attention,
+                                                                          pooling="last")
+    assert exported.options.attention == attention and exported.options.pooling == "last"
+    for side in ("query", "passage"):
+        assert np.allclose(exported.encode(TEXTS, side), trained.encode(TEXTS, side), atol=1e-5)
+
+
+def test_export_cli_writes_an_artifact_and_refuses_a_user_folder(artifact: Path, tmp_path: Path) -> None:
+    from retr.data.artifacts import open_artifact
+    from tests.reliability.conftest import retr
+
+    result = retr("export", artifact, "--out", tmp_path / "exp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = open_artifact(tmp_path / "exp", kind="export", verify=True).manifest
+    assert manifest["metrics"]["sentence_transformers"] is True  # the artifact's options are causal, prefix prompts
+    assert (tmp_path / "exp" / "modules.json").is_file()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    refused = retr("export", artifact, "--out", tmp_path / "mine", cwd=tmp_path)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_bidirectional_export_records_why_sentence_transformers_differs(artifact: Path, tmp_path: Path) -> None:
