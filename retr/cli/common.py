@@ -43,7 +43,7 @@ def build_config(cls: type[T], config_file: Path | None = None, section: str | N
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn the project's expected errors into one red line and exit code 1 (no traceback)."""
+    """Turn the project's expected errors into one red line and exit code 2 (no traceback)."""
     from retr.data.artifacts import ArtifactError
     from retr.data.errors import DataError
 
@@ -51,7 +51,7 @@ def friendly_errors() -> Iterator[None]:
         yield
     except (ArtifactError, DataError, FileNotFoundError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        sys.exit(1)
+        sys.exit(2)
 
 
 def not_built(name: str) -> None:

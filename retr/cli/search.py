@@ -1,11 +1,14 @@
 """Search an index (BM25 or dense) with a dataset's queries and write a run artifact (run.trec).
 
 Without --index, searches the BM25 index of the queries' own corpus (built once into the cache, then reused).
+Ad hoc: `--query "text"` (repeatable), or `--queries FILE.txt|FILE.tsv` without --out (one query per line, or
+id<TAB>text), prints the top k with each document's text (a table on a terminal, TSV when piped; --format json).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -42,9 +45,20 @@ def command(
     config: Path = typer.Option(
         None, "--config", help="YAML file with any of these options (a 'search:' section is used if present)."
     ),
+    query: List[str] = typer.Option(None, help="Ad hoc: a query to search and print (repeat for more). "
+                                    "Needs --index."),
+    format: str = typer.Option("auto", help="Ad hoc output: auto (table on a terminal, else tsv), table, tsv, json."),
+    corpus: str = typer.Option(None, help="Ad hoc: the corpus for hit texts. Default: the one the index records."),
 ) -> None:
     from retr.cli.common import build_config, friendly_errors
 
+    adhoc_file = queries is not None and out is None and Path(queries).suffix in (".txt", ".tsv") \
+        and Path(queries).is_file()
+    if query or adhoc_file:
+        with friendly_errors():
+            _adhoc(index, query, Path(queries) if adhoc_file else None, k or 10, format, corpus, encoder,
+                   {"query_template": query_template, "max_query_length": max_query_length})
+        return
     with friendly_errors():
         from retr.retrieval.search import SearchConfig, search
 
@@ -62,3 +76,19 @@ def command(
             typer.echo(f"index: BM25 index of {cfg.queries} at {cfg.index}", err=True)
         path = search(cfg)
         typer.echo(str(path))
+
+
+def _adhoc(index: Path | None, texts: list[str] | None, file: Path | None, k: int, fmt: str, corpus: str | None,
+           encoder: str | None, query_side: dict) -> None:
+    """Search typed queries and print the hits (nothing is written)."""
+    from retr.cli.hits import FORMATS, print_hits
+    from retr.data.errors import UsageError
+    from retr.retrieval.searcher import as_queries, open_index, read_query_file
+
+    if index is None:
+        raise UsageError("--query / a query file needs --index (a bm25-index or dense-index artifact)")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    queries = as_queries(list(texts)) if texts else read_query_file(file)
+    searcher = open_index(index, corpus=corpus, encoder=encoder, query_side=query_side)
+    print_hits(searcher.search(queries, k=k), queries, fmt)

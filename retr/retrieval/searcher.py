@@ -64,11 +64,14 @@ class Index:
     """An opened index artifact; see the module docstring. ``encoder`` / ``k1`` / ``b`` as for ``retr search``."""
 
     def __init__(self, path: str | Path, corpus: str | Path | None = None, encoder: str | None = None,
-                 k1: float = 0.9, b: float = 0.4) -> None:
+                 k1: float = 0.9, b: float = 0.4, query_side: dict[str, Any] | None = None) -> None:
         self.artifact: Artifact = open_artifact(path, kind=INDEX_KINDS)
         self.kind = self.artifact.kind
         self.corpus = Path(corpus) if corpus is not None else None
         self.encoder, self.k1, self.b = encoder, k1, b
+        self.query_side = {k: v for k, v in (query_side or {}).items() if v is not None}
+        if self.kind == "bm25-index" and (encoder is not None or self.query_side):
+            raise ArtifactError(f"{self.artifact.path}: a BM25 index takes no encoder, query template or length")
 
     def search(self, queries: str | Sequence[str] | dict[str, str], k: int = 10,
                with_text: bool = True) -> dict[str, list[Hit]]:
@@ -83,7 +86,7 @@ class Index:
         else:
             from retr.retrieval.dense_search import search_dense
 
-            run = search_dense(self.artifact, queries, k=k, encoder=self.encoder)
+            run = search_dense(self.artifact, queries, k=k, encoder=self.encoder, query_side=self.query_side)
         ranked = {qid: sorted(run.get(qid, {}).items(), key=lambda item: (-item[1], item[0])) for qid in queries}
         texts = self.documents({docid for hits in ranked.values() for docid, _ in hits}) if with_text else {}
         return {qid: [Hit(rank, docid, score, texts.get(docid)) for rank, (docid, score) in enumerate(hits, 1)]

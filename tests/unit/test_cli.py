@@ -30,4 +30,4 @@ def test_show_prints_manifest_and_lineage(tmp_path: Path) -> None:
     assert "    model  " in result.output and "verified" in result.output
     (tmp_path / "index" / "index.faiss").write_bytes(b"3")
     result = runner.invoke(app, ["show", str(tmp_path / "index"), "--verify"])
-    assert result.exit_code == 1 and "checksum" in result.output
+    assert result.exit_code == 2 and "checksum" in result.output

@@ -198,7 +198,7 @@ def test_cli_index_and_bm25_dispatch(setup, tmp_path: Path, monkeypatch) -> None
     assert options["pooling"] == "last" and options["query_template"].startswith("Instruct:")
     result = runner.invoke(app, ["index", "--corpus", str(setup["corpus"]), "--encoder", str(setup["model"]),
                                  "--out", str(out)])
-    assert result.exit_code == 1 and "already exists" in result.output
+    assert result.exit_code == 2 and "already exists" in result.output
     result = runner.invoke(app, ["index", "--corpus", str(setup["corpus"]), "--encoder", str(setup["model"]),
                                  "--out", str(tmp_path / "x"), "--pooling", "max"])
     assert result.exit_code == 2 and "unknown pooling" in result.output

@@ -142,9 +142,9 @@ def test_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "| a | good | 1.0000 | 1.0000 |" in result.output and "report:" in result.output
     result = runner.invoke(app, ["score", str(run), "--out", str(tmp_path / "rep2")])
-    assert result.exit_code == 1 and "error: no qrels" in result.output
+    assert result.exit_code == 2 and "error: no qrels" in result.output
     result = runner.invoke(app, ["score", str(run), "--dataset", str(data), "--out", str(tmp_path / "rep")])
-    assert result.exit_code == 1 and "already exists" in result.output
+    assert result.exit_code == 2 and "already exists" in result.output
 
 
 def test_pipeline_score_stage(tmp_path: Path) -> None:

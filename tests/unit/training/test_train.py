@@ -164,13 +164,13 @@ def test_cli_trains_and_refuses_bad_input(tiny_llama, training_set, tmp_path):
     assert manifest["config"]["lora_alpha"] == 32  # a default filled in
 
     again = runner.invoke(app, args)
-    assert again.exit_code == 1 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in again.output
     wrong = runner.invoke(app, ["train", "--objective", "nope", "--out", str(tmp_path / "x")])
     assert wrong.exit_code != 0 and "unknown objective" in wrong.output
     no_data = runner.invoke(app, ["train", "--objective", "cl", "--model", str(tiny_llama), "--out", str(tmp_path / "y")])
     assert no_data.exit_code != 0 and "training-set" in no_data.output
     not_a_set = runner.invoke(app, ["train", "--data", str(out), "--model", str(tiny_llama), "--out", str(tmp_path / "z")])
-    assert not_a_set.exit_code == 1 and "expected training-set" in not_a_set.output
+    assert not_a_set.exit_code == 2 and "expected training-set" in not_a_set.output
 
 
 def test_bad_training_lines_name_file_and_line(tmp_path):
