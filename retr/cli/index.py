@@ -52,25 +52,22 @@ def command(
     from retr.cli.common import build_config, friendly_errors
 
     with friendly_errors():
-        try:
-            if merge:
-                from retr.indexing.dense import MergeConfig, merge_shards
+        if merge:
+            from retr.indexing.dense import MergeConfig, merge_shards
 
-                settings = build_config(MergeConfig, None, shards=[str(p) for p in merge], out=out,
-                                        gpu=gpu, overwrite=overwrite or None)
-                path = merge_shards(settings)
-            else:
-                from retr.indexing.dense import IndexConfig, build_index
+            settings = build_config(MergeConfig, None, shards=[str(p) for p in merge], out=out,
+                                    gpu=gpu, overwrite=overwrite or None)
+            path = merge_shards(settings)
+        else:
+            from retr.indexing.dense import IndexConfig, build_index
 
-                settings = build_config(
-                    IndexConfig, config, "index", corpus=corpus, out=out, encoder=encoder, factory=factory,
-                    prompt=prompt, pooling=pooling, attention=attention, query_template=query_template,
-                    passage_template=passage_template, normalize=normalize, max_query_length=max_query_length,
-                    max_passage_length=max_passage_length, dtype=dtype, quantize=quantize, batch_tokens=batch_tokens,
-                    chunk_size=chunk_size, shard=shard, limit=limit, doc_ids=doc_ids, train_size=train_size,
-                    search_params=search_params, seed=seed, threads=threads, gpu=gpu, overwrite=overwrite or None,
-                )
-                path = build_index(settings)
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
+            settings = build_config(
+                IndexConfig, config, "index", corpus=corpus, out=out, encoder=encoder, factory=factory,
+                prompt=prompt, pooling=pooling, attention=attention, query_template=query_template,
+                passage_template=passage_template, normalize=normalize, max_query_length=max_query_length,
+                max_passage_length=max_passage_length, dtype=dtype, quantize=quantize, batch_tokens=batch_tokens,
+                chunk_size=chunk_size, shard=shard, limit=limit, doc_ids=doc_ids, train_size=train_size,
+                search_params=search_params, seed=seed, threads=threads, gpu=gpu, overwrite=overwrite or None,
+            )
+            path = build_index(settings)
     typer.echo(f"index written to {path}")

@@ -48,13 +48,10 @@ def command(
     with friendly_errors():
         from retr.training.mining import MineConfig, mine
 
-        try:
-            cfg = build_config(
-                MineConfig, config, section="mine", dataset=dataset, split=split, out=out, k=k, k1=k1, b=b,
-                negatives=negatives, rank_min=rank_min, rank_max=rank_max, min_relevance=min_relevance, max_negative_ratio=max_negative_ratio, seed=seed,
-                threads=threads, index_cache=index_cache, overwrite=overwrite,
-            )
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
+        cfg = build_config(
+            MineConfig, config, section="mine", dataset=dataset, split=split, out=out, k=k, k1=k1, b=b,
+            negatives=negatives, rank_min=rank_min, rank_max=rank_max, min_relevance=min_relevance, max_negative_ratio=max_negative_ratio, seed=seed,
+            threads=threads, index_cache=index_cache, overwrite=overwrite,
+        )
         path = mine(cfg)
         typer.echo(str(path))

@@ -62,13 +62,10 @@ def command(
     with friendly_errors():
         from retr.retrieval.search import SearchConfig, search
 
-        try:
-            cfg = build_config(
-                SearchConfig, config, section="search", index=index, queries=queries, split=split, k=k, out=out,
-                encoder=encoder, batch_size=batch_size, query_template=query_template, max_query_length=max_query_length, k1=k1, b=b, threads=threads, overwrite=overwrite,
-            )
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
+        cfg = build_config(
+            SearchConfig, config, section="search", index=index, queries=queries, split=split, k=k, out=out,
+            encoder=encoder, batch_size=batch_size, query_template=query_template, max_query_length=max_query_length, k1=k1, b=b, threads=threads, overwrite=overwrite,
+        )
         if cfg.index is None:
             from retr.indexing.bm25 import ensure_bm25_index
 

@@ -26,10 +26,7 @@ def command(**options: Any) -> None:
 
     config_file = options.pop("config")
     with friendly_errors():
-        try:
-            cfg = build_config(TrainConfig, config_file, section="train", **options)
-        except (TypeError, ValueError) as error:
-            raise typer.BadParameter(str(error)) from None
+        cfg = build_config(TrainConfig, config_file, section="train", **options)
         from retr.training.train import train
 
         out = train(cfg)

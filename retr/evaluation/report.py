@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from retr.data.artifacts import ArtifactWriter, config_dict
-from retr.data.errors import DataError
+from retr.data.errors import DataError, UsageError
 from retr.evaluation import plots, render
 from retr.evaluation.metrics import (
     MISSING_POLICIES,
@@ -66,13 +66,15 @@ def _as_list(values: list[str] | str | None) -> list[str]:
 
 def _check(config: ScoreConfig) -> None:
     if config.missing not in MISSING_POLICIES:
-        raise DataError(f"--missing {config.missing}: use one of {', '.join(MISSING_POLICIES)}")
+        raise UsageError(f"--missing {config.missing}: use one of {', '.join(MISSING_POLICIES)}")
     if config.test not in TESTS:
-        raise DataError(f"--test {config.test}: use one of {', '.join(TESTS)}")
+        raise UsageError(f"--test {config.test}: use one of {', '.join(TESTS)}")
     if config.correction not in CORRECTIONS:
-        raise DataError(f"--correction {config.correction}: use one of {', '.join(CORRECTIONS)}")
+        raise UsageError(f"--correction {config.correction}: use one of {', '.join(CORRECTIONS)}")
     if not 0 < config.alpha < 1:
-        raise DataError(f"--alpha {config.alpha}: must be between 0 and 1")
+        raise UsageError(f"--alpha {config.alpha}: must be between 0 and 1")
+    if config.permutations < 1 or config.batch_size < 1:
+        raise UsageError("--permutations and --batch-size must be >= 1")
     if not _as_list(config.runs) and not config.mteb:
         raise DataError("nothing to score: give run artifacts or TREC run files, or --mteb with --encoder")
     if config.mteb and not config.encoder:

@@ -65,6 +65,9 @@ class IndexConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.doc_ids = Path(self.doc_ids) if self.doc_ids else None
+        for name in ("batch_tokens", "chunk_size", "limit", "train_size", "threads"):
+            if getattr(self, name, None) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass

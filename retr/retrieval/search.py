@@ -16,6 +16,7 @@ from retr.data.datasets import Dataset
 from retr.data.trec import Run, write_run
 
 RUN_FILE = "run.trec"
+MAX_K = 1_000_000  # hits per query; Lucene allocates k slots up front, and no ranked list needs more
 INDEX_KINDS = ("bm25-index", "dense-index")
 
 
@@ -40,8 +41,10 @@ class SearchConfig:
         self.out = Path(self.out)
         if self.split in ("", "all"):
             self.split = None  # every query of the queries file
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+        if not 1 <= self.k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {self.k}")
+        if self.batch_size < 1 or self.threads < 1:
+            raise ValueError("batch_size and threads must be >= 1")
 
 
 def search(cfg: SearchConfig) -> Path:

@@ -97,6 +97,8 @@ class TrainConfig:
         self.data = [str(d) for d in self.data]
         if self.batch_size < 1 or self.grad_accum < 1 or self.chunk_size < 1:
             raise ValueError("batch_size, grad_accum and chunk_size must be >= 1")
+        if self.max_steps < 0 or self.epochs <= 0 or self.lr <= 0:
+            raise ValueError("max_steps must be >= 0 (0: from epochs), epochs and lr > 0")
         if self.report_to not in REPORT_TO:
             raise ValueError(f"unknown report_to {self.report_to!r}; choose one of {', '.join(REPORT_TO)}")
         if self.precision not in ("auto", "bf16", "fp32"):

@@ -36,6 +36,7 @@ from retr.data.trec import positives, write_run
 from retr.indexing.bm25 import ensure_bm25_index
 from retr.retrieval.bm25_search import BM25Searcher
 from retr.retrieval.lucene import engine_info
+from retr.retrieval.search import MAX_K
 
 KIND = "training-set"
 TRAIN_FILE = "train.jsonl"
@@ -63,6 +64,8 @@ class MineConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.index_cache = None if self.index_cache is None else Path(self.index_cache)
+        if self.k > MAX_K or self.threads < 1:
+            raise ValueError(f"k must be <= {MAX_K} and threads >= 1")
         if not 1 <= self.rank_min <= self.rank_max <= self.k:
             raise ValueError(
                 "the negative window needs 1 <= rank_min <= rank_max <= k, "
