@@ -67,7 +67,10 @@ def command(
             encoder=encoder, batch_size=batch_size, query_template=query_template, max_query_length=max_query_length, k1=k1, b=b, threads=threads, overwrite=overwrite,
         )
         if cfg.index is None:
+            from retr.data.datasets import Dataset
             from retr.indexing.bm25 import ensure_bm25_index
+
+            Dataset(cfg.queries).queries(cfg.split)  # bad queries are refused before an index is built for them
 
             cfg.index = ensure_bm25_index(cfg.queries, cache_dir).path
             typer.echo(f"index: BM25 index of {cfg.queries} at {cfg.index}", err=True)

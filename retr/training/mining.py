@@ -135,6 +135,9 @@ def mine(cfg: MineConfig) -> Path:
 
         stats: dict[str, Any] = {"queries": len(queries)}
         stats.update(_write_training_set(writer.dir / TRAIN_FILE, queries, judged, picked, docs))
+        if stats["training_queries"] == 0:
+            raise DataError(f"{cfg.dataset}: no training query kept ({stats}); check the split's qrels and the "
+                            "negative window")
         judged_total = sum(len(judged.get(qid, ())) for qid in queries)
         stats.update(
             negatives_per_query=cfg.negatives,
