@@ -49,6 +49,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain Click help: wraps long words at any width instead of cutting them with '…'
 )
 for module in (mine, train, index, search, score, export, run, demo, show):
     app.command(name=module.NAME, help=module.__doc__)(module.command)

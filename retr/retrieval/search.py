@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from retr.data.options import option
 from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, config_dict, open_artifact
 from retr.data.datasets import Dataset
 from retr.data.trec import Run, write_run
@@ -22,19 +23,26 @@ INDEX_KINDS = ("bm25-index", "dense-index")
 
 @dataclass
 class SearchConfig:
-    index: Path | None = None
-    queries: str = "scifact"
-    split: str | None = "test"
-    k: int = 1000
-    out: Path = Path("runs/search")
-    encoder: str | None = None
-    batch_size: int = 64
-    query_template: str | None = None
-    max_query_length: int | None = None
-    k1: float = 0.9
-    b: float = 0.4
-    threads: int = 2
-    overwrite: bool = False
+    index: Path | None = option(None, "Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index "
+                                "of the --queries corpus")
+    queries: str = option("scifact", "Dataset spec of the queries: a name under the data dir, a BEIR/MS MARCO dir or "
+                          "irds:<id>; ad hoc: a .txt (one query a line) or .tsv (id, text) file, without --out")
+    split: str | None = option("test", "Query split: test, dev, train, or 'all' for every query")
+    k: int = option(1000, "Hits kept per query (ad hoc: 10 unless given)")
+    out: Path = option(Path("runs/search"), "Output run artifact directory")
+    encoder: str | None = option(None, "Dense indexes only: encoder spec; must be the one that built the index. "
+                                 "Default: the index's encoder")
+    batch_size: int = option(64, "Dense indexes only: queries encoded per batch")
+    query_template: str | None = option(None, "Dense indexes only: query template with {text} or a preset (none, e5, "
+                                        "llara); the passages stay as indexed. Default: the index's")
+    max_query_length: int | None = option(None, "Dense indexes only: max query tokens, prompt included. "
+                                          "Default: the index's")
+    k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
+    b: float = option(0.4, "BM25 b (document-length normalization)")
+    threads: int = option(2, "BM25 search threads")
+    bm25_cache: Path | None = option(None, "Cache folder of BM25 indexes (searched without --index). "
+                                     "Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25")
+    overwrite: bool = option(False, "Replace an existing output artifact")
 
     def __post_init__(self) -> None:
         self.index = None if self.index is None else Path(self.index)

@@ -27,7 +27,7 @@ def test_grl_on_a_mined_scifact_training_set(data_dir: Path, tiny: Path, tmp_pat
     from retr.training.mining import MineConfig, mine
 
     mined = mine(MineConfig(dataset="scifact", split="train", out=tmp_path / "mined", negatives=4,
-                            index_cache=tmp_path / "cache"))
+                            bm25_cache=tmp_path / "cache"))
     examples = read_training_set(mined / "train.jsonl")
     assert len(examples) > 500 and all(len(e.negatives) == 4 for e in examples)
     out = train(TrainConfig(objective="grl", data=str(mined), model=str(tiny), out=tmp_path / "grl", negatives=3,

@@ -28,18 +28,18 @@ def data(tmp_path: Path) -> Path:
 def test_non_utf8_corpus_in_mine_and_index(data: Path, tmp_path: Path) -> None:
     with open(data / "corpus.jsonl", "ab") as out:
         out.write(BAD_BYTES)
-    probe(["mine", "--dataset", data, "--out", "m", "--index-cache", "cache"], tmp_path, "corpus.jsonl:31", "utf-8")
+    probe(["mine", "--dataset", data, "--out", "m", "--bm25-cache", "cache"], tmp_path, "corpus.jsonl:31", "utf-8")
     probe(["index", "--corpus", data, "--encoder", "bm25", "--out", "i"], tmp_path, "corpus.jsonl:31", "utf-8")
 
 
 def test_non_utf8_and_non_object_queries(data: Path, tmp_path: Path) -> None:
     with open(data / "queries.jsonl", "ab") as out:
         out.write(b'{"_id": "q9", "text": "\xff"}\n')
-    probe(["search", "--queries", data, "--split", "all", "--out", "r", "--cache-dir", "cache"], tmp_path,
+    probe(["search", "--queries", data, "--split", "all", "--out", "r", "--bm25-cache", "cache"], tmp_path,
           "queries.jsonl:7", "utf-8")
     lines = (data / "queries.jsonl").read_bytes().splitlines()[:-1] + [b'["q9", "text"]']
     (data / "queries.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    probe(["search", "--queries", data, "--split", "all", "--out", "r", "--cache-dir", "cache"], tmp_path,
+    probe(["search", "--queries", data, "--split", "all", "--out", "r", "--bm25-cache", "cache"], tmp_path,
           "queries.jsonl:7", "json object")
 
 
@@ -68,4 +68,4 @@ def test_empty_corpus_is_refused_by_index_and_mine(tmp_path: Path) -> None:
     data = write_beir(tmp_path / "empty")
     (data / "corpus.jsonl").write_text("")
     probe(["index", "--corpus", data, "--encoder", "bm25", "--out", "i"], tmp_path, "no documents")
-    probe(["mine", "--dataset", data, "--out", "m", "--index-cache", "cache"], tmp_path, "no documents")
+    probe(["mine", "--dataset", data, "--out", "m", "--bm25-cache", "cache"], tmp_path, "no documents")
