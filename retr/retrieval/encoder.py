@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from retr.data.artifacts import sha256_json
+from retr.data.errors import UsageError
 from retr.retrieval import prompts
 from retr.retrieval.attention import ATTENTIONS, forward_hidden
 from retr.retrieval.pooling import POOLINGS, pool
@@ -50,16 +51,16 @@ class EncoderOptions:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS and not LAST_K.match(self.pooling):
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
+            raise UsageError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
         if self.attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+            raise UsageError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
         if self.quantize not in QUANTIZE:
-            raise ValueError(f"unknown quantize {self.quantize!r}; choose int8 or leave it unset")
+            raise UsageError(f"unknown quantize {self.quantize!r}; choose int8 or leave it unset")
         if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+            raise UsageError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
         for name in ("max_query_length", "max_passage_length"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise UsageError(f"{name} must be at least 1")
         self.query_template = prompts.resolve(self.query_template, "query")
         self.passage_template = prompts.resolve(self.passage_template, "passage")
 
@@ -88,7 +89,7 @@ class Encoder:
         self.batch_tokens = 16384 if self.device.type == "cpu" else 65536
         self.max_batch_size = 512
         if not decoder and options.attention != "bidirectional":
-            raise ValueError(f"{spec}: an encoder model; its attention is always bidirectional")
+            raise UsageError(f"{spec}: an encoder model; its attention is always bidirectional")
         self.pad_id = _first_not_none(tokenizer.pad_token_id, tokenizer.eos_token_id, 0)
         self.eos_id = tokenizer.eos_token_id if decoder else None
 
@@ -276,7 +277,7 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
 
     unknown = set(option_overrides) - EncoderOptions.fields()
     if unknown:
-        raise TypeError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     if is_model_artifact(spec):
         saved = artifact_encoder_json(spec).get("options") or {}
@@ -295,7 +296,7 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
     options = EncoderOptions(**values)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if options.quantize == "int8" and device.type != "cpu":
-        raise ValueError("quantize=int8 is dynamic quantisation for CPU inference; leave it unset on a GPU")
+        raise UsageError("quantize=int8 is dynamic quantisation for CPU inference; leave it unset on a GPU")
     dtype = "float32" if options.quantize == "int8" else options.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device.type == "cuda" else "float32"
