@@ -20,6 +20,7 @@ import torch
 
 from retr.data.artifacts import ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, sha256_json
 from retr.data.datasets import Dataset
+from retr.retrieval.hardware import resolve_precision  # auto: bf16 only where the hardware computes it
 from retr.training import checkpoint
 from retr.training import distributed as D
 from retr.training.base import base_spec, load_base
@@ -96,7 +97,7 @@ class _Batches:
 
 
 def _precision(cfg: TrainConfig, device: torch.device):
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    bf16 = resolve_precision(cfg.precision, device.type) == "bf16"
     return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
 
@@ -148,6 +149,7 @@ def train(cfg: TrainConfig) -> Path:
             plot_losses(records, writer.dir / "loss.png", f"retr train --objective {cfg.objective}")
             checkpoint.remove(writer.dir)
             writer.metrics.update(_metrics(records, params, len(examples), steps, ctx))
+            writer.metrics["precision"] = resolve_precision(cfg.precision, ctx.device.type)
             samples = (steps - start) * cfg.batch_size * cfg.grad_accum
             writer.timing.update(train_seconds=round(seconds, 3), samples_per_s=round(samples / max(seconds, 1e-9), 3))
     D.barrier(ctx)
