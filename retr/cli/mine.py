@@ -34,6 +34,12 @@ def command(
     index_cache: Path = typer.Option(
         None, help="Cache folder of BM25 indexes. Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25."
     ),
+    max_negative_ratio: float = typer.Option(
+        None, help="Drop candidates scoring above this fraction of the query's best positive (e.g. 0.95). Default: off."
+    ),
+    index: Path = typer.Option(
+        None, help="Re-mine with this dense-index artifact (a trained model's `retr index`) instead of BM25."
+    ),
     overwrite: bool = typer.Option(
         None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. Default: no."
     ),
@@ -50,7 +56,8 @@ def command(
             cfg = build_config(
                 MineConfig, config, section="mine", dataset=dataset, split=split, out=out, k=k, k1=k1, b=b,
                 negatives=negatives, rank_min=rank_min, rank_max=rank_max, min_relevance=min_relevance, seed=seed,
-                threads=threads, index_cache=index_cache, overwrite=overwrite,
+                threads=threads, index_cache=index_cache, max_negative_ratio=max_negative_ratio, index=index,
+                overwrite=overwrite,
             )
         except ValueError as error:
             raise typer.BadParameter(str(error)) from None
