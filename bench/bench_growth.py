@@ -110,7 +110,7 @@ def stages(size: int, work: Path, queries: int, env: dict[str, str]) -> dict[str
     corpus = build_corpus(work / f"corpus-{size}", size, queries)
     retr = [sys.executable, "-m", "retr"]
     cache = work / f"bm25-cache-{size}"
-    mine = [*retr, "mine", "--dataset", str(corpus), "--split", "train", "--k", "100", "--index-cache", str(cache)]
+    mine = [*retr, "mine", "--dataset", str(corpus), "--split", "train", "--k", "100", "--bm25-cache", str(cache)]
     results = {
         "mine (BM25 index + search)": run_measured([*mine, "--out", str(work / f"mine-a-{size}")], env),
         "mine (index cached)": run_measured([*mine, "--out", str(work / f"mine-b-{size}")], env),

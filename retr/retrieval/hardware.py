@@ -1,40 +1,45 @@
-"""What the machine can do fast, detected rather than assumed: native bf16 on this CPU, a CUDA device.
+"""What the machine can compute fast: native bf16 on this CPU, and the precision ``auto`` resolves to.
 
-bf16 pays only where the hardware computes it natively (CUDA, or x86 CPUs with AVX512-BF16 or AMX): elsewhere
-PyTorch emulates it and it is slower than fp32 (about x6 slower measured on an AVX2-only AMD EPYC here).
+bf16 autocast pays only where the hardware has bf16 arithmetic: CUDA, or a CPU with AVX512-BF16 or AMX-BF16.
+On a CPU without them (e.g. AVX2-only) PyTorch emulates bf16 and training runs several times *slower* than
+fp32, so ``auto`` picks fp32 there. The flags are read from /proc/cpuinfo (Linux); elsewhere we assume none.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-@lru_cache(maxsize=1)
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The feature flags of the first CPU in ``/proc/cpuinfo`` (empty where there is no such file)."""
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The feature flags of the first CPU listed in ``cpuinfo``; empty when the file is absent or unreadable."""
     try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return frozenset(line.split(":", 1)[1].split())
+        text = cpuinfo.read_text(errors="replace")
     except OSError:
-        pass
-    return frozenset()
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
 
 
-def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
-    return any(flag in (cpu_flags() if flags is None else flags) for flag in NATIVE_BF16_FLAGS)
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in BF16_FLAGS)
 
 
-def resolve_precision(precision: str, device_type: str, flags: frozenset[str] | None = None) -> str:
-    """``auto`` -> ``bf16`` on CUDA or a CPU with native bf16, else ``fp32``; explicit choices pass through."""
+def resolve_precision(precision: str, device_type: str, flags: set[str] | None = None) -> str:
+    """``bf16`` or ``fp32``: ``auto`` -> bf16 on CUDA or a native-bf16 CPU, else fp32; explicit values pass."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    if device_type == "cuda" or (device_type == "cpu" and cpu_has_native_bf16(flags)):
+    if device_type == "cuda":
+        return "bf16"
+    if device_type == "cpu" and cpu_has_native_bf16(flags):
         return "bf16"
     return "fp32"

@@ -7,14 +7,16 @@ skipped because unjudged relevant documents crowd there). The sample uses a rand
 ``(seed, query id)``, so a query's negatives do not depend on which other queries are mined, and the same config
 gives a byte-identical ``train.jsonl``.
 
-``max_negative_ratio`` (NV-Retriever's TopK-PercPos; sentence-transformers' ``relative_margin`` is 1 minus it) drops
-candidates scoring above that fraction of the best judged positive's BM25 score (e.g. 0.95): such near-duplicates
-of a positive are often unjudged positives. A query whose positives are all outside the top k has no positive
-score to compare with; its window is left unfiltered and the manifest counts such queries.
-
 Queries are left out (and counted in the manifest metrics) when none of their judged positives is in the corpus,
 or when the window holds fewer than ``negatives`` non-positive hits. Search runs in batches of queries whose hits
 go straight to ``bm25.trec``; memory keeps only the sampled negatives, and one corpus pass fetches their texts.
+
+Two levers on negative quality. ``max_negative_ratio`` is a positive-aware filter (NV-Retriever's TopK-PercPos;
+sentence-transformers' ``relative_margin``): a candidate scoring above ``ratio`` x the best-scoring judged positive
+of its query is dropped as a likely unjudged positive; queries whose positives are not in the top k have no
+positive score and are left unfiltered (counted in the metrics). ``index`` re-mines with a trained dense model:
+candidates come from that dense-index artifact (FAISS inner products, written to ``dense.trec``) instead of BM25,
+and the index is recorded as an input of the training set.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from retr.data.options import option
 from retr.data.artifacts import Artifact, ArtifactWriter, config_dict
+from retr.data.options import option
 from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
 from retr.data.trec import positives, write_run
@@ -42,6 +44,7 @@ from retr.retrieval.search import MAX_K
 KIND = "training-set"
 TRAIN_FILE = "train.jsonl"
 RUN_FILE = "bm25.trec"
+DENSE_RUN_FILE = "dense.trec"
 
 
 @dataclass
@@ -63,11 +66,14 @@ class MineConfig:
     threads: int = option(2, "Lucene indexing and search threads")
     bm25_cache: Path | None = option(None, "Cache folder of BM25 indexes. Default: $RETR_HOME/bm25 or "
                                      "~/.cache/retr/bm25")
+    index: Path | None = option(None, "Re-mine with a trained model: a dense-index artifact (built by `retr index` "
+                                "with that model over this corpus) searched instead of BM25; hits go to dense.trec")
     overwrite: bool = option(False, "Replace an existing output artifact")
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.bm25_cache = None if self.bm25_cache is None else Path(self.bm25_cache)
+        self.index = None if self.index is None else Path(self.index)
         if self.k > MAX_K or self.threads < 1:
             raise ValueError(f"k must be <= {MAX_K} and threads >= 1")
         if not 1 <= self.rank_min <= self.rank_max <= self.k:
@@ -99,23 +105,45 @@ def ranked(hits: dict[str, float]) -> list[Hit]:
     return [Hit(doc_id, rank, score) for rank, (doc_id, score) in enumerate(order, start=1)]
 
 
+def negative_ceiling(hits: list[Hit], judged: set[str], ratio: float | None) -> float | None:
+    """The highest score a negative may have: ``ratio`` x the best judged positive's score among the hits.
+
+    None when there is no filter or no judged positive among the hits (its score is unknown). A negative positive
+    score (possible for inner products) would flip the inequality, so the ceiling then uses ``score / ratio``."""
+    if ratio is None:
+        return None
+    scores = [h.score for h in hits if h.id in judged]
+    if not scores:
+        return None
+    best = max(scores)
+    return best * ratio if best >= 0 else best / ratio
+
+
 def sample_negatives(hits: list[Hit], judged: set[str], cfg: MineConfig, query_id: str) -> list[Hit] | None:
-    """``cfg.negatives`` hits of the rank window that are not judged positives (nor, with ``max_negative_ratio``,
-    scored above that fraction of the best positive's score), by rank; None if too few."""
-    window = [h for h in hits if cfg.rank_min <= h.rank <= cfg.rank_max and h.id not in judged]
+    """``cfg.negatives`` hits of the rank window that are not judged positives (and, with ``max_negative_ratio``,
+    score at most that fraction of the best positive's score), by rank; None if too few."""
     ceiling = negative_ceiling(hits, judged, cfg.max_negative_ratio)
-    if ceiling is not None:
-        window = [h for h in window if h.score <= ceiling]
+    window = [
+        h for h in hits
+        if cfg.rank_min <= h.rank <= cfg.rank_max and h.id not in judged and (ceiling is None or h.score <= ceiling)
+    ]
     if len(window) < cfg.negatives:
         return None
     rng = random.Random(f"{cfg.seed}:{query_id}")  # str seeds hash with SHA-512: stable across processes
     return sorted(rng.sample(window, cfg.negatives), key=lambda h: h.rank)
 
 
-def negative_ceiling(hits: list[Hit], judged: set[str], ratio: float | None) -> float | None:
-    """The highest score a negative may have: ``ratio`` x the best judged positive's score among the hits."""
-    scores = [h.score for h in hits if h.id in judged]
-    return ratio * max(scores) if ratio is not None and scores else None
+def filter_stats(hits: list[Hit], judged: set[str], cfg: MineConfig) -> tuple[int, bool]:
+    """(window candidates the ratio filter drops, whether the query had no positive score to filter with)."""
+    if cfg.max_negative_ratio is None:
+        return 0, False
+    ceiling = negative_ceiling(hits, judged, cfg.max_negative_ratio)
+    if ceiling is None:
+        return 0, True
+    dropped = sum(
+        1 for h in hits if cfg.rank_min <= h.rank <= cfg.rank_max and h.id not in judged and h.score > ceiling
+    )
+    return dropped, False
 
 
 def mine(cfg: MineConfig) -> Path:
@@ -126,12 +154,17 @@ def mine(cfg: MineConfig) -> Path:
     config = config_dict(cfg)
 
     started = time.perf_counter()
-    index = ensure_bm25_index(cfg.dataset, cfg.bm25_cache)
+    index = ensure_bm25_index(cfg.dataset, cfg.bm25_cache) if cfg.index is None else _dense_index(cfg.index)
     index_seconds = time.perf_counter() - started
     inputs = [index, dataset.as_input(cfg.split)]
+    filtered = {"dropped": 0, "without_positive_score": 0}
     with ArtifactWriter(cfg.out, KIND, config, inputs, overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()
-        picked, in_top_k, unfiltered = _search_and_sample(index, queries, judged, cfg, writer.dir / RUN_FILE)
+        if cfg.index is None:
+            picked, in_top_k = _search_and_sample(index, queries, judged, cfg, writer.dir / RUN_FILE, filtered)
+        else:
+            picked, in_top_k = _dense_search_and_sample(index, queries, judged, cfg, writer.dir / DENSE_RUN_FILE,
+                                                        filtered)
         search_seconds = time.perf_counter() - started
         wanted = {h.id for hits in picked.values() for h in hits or ()}
         wanted |= {doc_id for qid in queries for doc_id in judged.get(qid, ())}
@@ -145,10 +178,14 @@ def mine(cfg: MineConfig) -> Path:
         judged_total = sum(len(judged.get(qid, ())) for qid in queries)
         stats.update(
             negatives_per_query=cfg.negatives,
-            ratio_filter_without_positive_score=unfiltered if cfg.max_negative_ratio is not None else None,
             judged_positives=judged_total,
-            positives_in_bm25_top_k=round(in_top_k / judged_total, 4) if judged_total else None,
-            engine=engine_info(),
+            positives_in_top_k=round(in_top_k / judged_total, 4) if judged_total else None,
+            candidates="dense" if cfg.index is not None else "bm25",
+            run_file=DENSE_RUN_FILE if cfg.index is not None else RUN_FILE,
+            max_negative_ratio=cfg.max_negative_ratio,
+            negatives_dropped_by_ratio=filtered["dropped"],
+            queries_without_positive_score=filtered["without_positive_score"] if cfg.max_negative_ratio else None,
+            engine=engine_info() if cfg.index is None else None,
             index_build_seconds=index.manifest.get("timing", {}).get("seconds"),
         )
         writer.metrics.update(stats)
@@ -160,14 +197,42 @@ def mine(cfg: MineConfig) -> Path:
     return cfg.out
 
 
+def _dense_index(path: Path) -> Artifact:
+    from retr.data.artifacts import open_artifact
+
+    return open_artifact(path, kind="dense-index")
+
+
+def _pick(qid: str, hits: dict[str, float], judged: set[str], cfg: MineConfig, filtered: dict[str, int]) -> list[Hit] | None:
+    order = ranked(hits)
+    dropped, unknown = filter_stats(order, judged, cfg)
+    filtered["dropped"] += dropped
+    filtered["without_positive_score"] += unknown
+    return sample_negatives(order, judged, cfg, qid)
+
+
+def _dense_search_and_sample(
+    index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path,
+    filtered: dict[str, int],
+) -> tuple[dict[str, list[Hit] | None], int]:
+    """Top-k of the dense index (encoded with its own encoder) per query, written to ``dense.trec`` and sampled."""
+    from retr.retrieval.dense_search import search_dense
+
+    run = search_dense(index, queries, k=cfg.k, progress=True)
+    write_run(run_file, run, tag="dense")
+    picked = {qid: _pick(qid, hits, judged.get(qid, set()), cfg, filtered) for qid, hits in run.items()}
+    in_top_k = sum(len(judged.get(qid, set()) & hits.keys()) for qid, hits in run.items())
+    return picked, in_top_k
+
+
 def _search_and_sample(
-    index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path
-) -> tuple[dict[str, list[Hit] | None], int, int]:
+    index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path,
+    filtered: dict[str, int],
+) -> tuple[dict[str, list[Hit] | None], int]:
     """BM25 in batches of queries: each batch's hits are appended to the TREC run file and sampled, then dropped,
-    so memory holds only the sampled negatives. Returns them, the number of judged positives in the top k and the
-    number of queries the ratio filter could not apply to (no positive in the top k)."""
+    so memory holds only the sampled negatives. Returns them and the number of judged positives in the top k."""
     picked: dict[str, list[Hit] | None] = {}
-    in_top_k = unfiltered = 0
+    in_top_k = 0
     part = run_file.with_name("_batch.trec")
     searcher = BM25Searcher(index, k1=cfg.k1, b=cfg.b, threads=cfg.threads)
     try:
@@ -177,14 +242,12 @@ def _search_and_sample(
                 with open(part, "rb") as lines:
                     shutil.copyfileobj(lines, out)
                 for qid, hits in batch.items():
-                    found = len(judged.get(qid, set()) & hits.keys())
-                    in_top_k += found
-                    unfiltered += cfg.max_negative_ratio is not None and not found
-                    picked[qid] = sample_negatives(ranked(hits), judged.get(qid, set()), cfg, qid)
+                    in_top_k += len(judged.get(qid, set()) & hits.keys())
+                    picked[qid] = _pick(qid, hits, judged.get(qid, set()), cfg, filtered)
     finally:
         searcher.close()
         part.unlink(missing_ok=True)
-    return picked, in_top_k, unfiltered
+    return picked, in_top_k
 
 
 def _collect_docs(dataset: Dataset, wanted: set[str]) -> dict[str, Doc]:
@@ -219,7 +282,7 @@ def _write_training_set(
             negatives = []
             for hit in picked[qid] or ():
                 if hit.id not in docs:
-                    raise DataError(f"{hit.id}: BM25 returned a document that is not in the corpus; rebuild the index")
+                    raise DataError(f"{hit.id}: the index returned a document that is not in the corpus; is it this corpus's index?")
                 doc = docs[hit.id]
                 negatives.append(
                     {"id": doc.id, "title": doc.title, "text": doc.text, "rank": hit.rank, "score": hit.score}

@@ -1,33 +1,40 @@
-"""Precision `auto` follows the hardware: bf16 only where it is native (CUDA, AVX512-BF16 or AMX CPUs)."""
-
-from __future__ import annotations
-
 from pathlib import Path
 
 import pytest
 
 from retr.retrieval.hardware import cpu_flags, cpu_has_native_bf16, resolve_precision
 
-AVX2 = frozenset({"fpu", "avx", "avx2", "fma"})
-SAPPHIRE = AVX2 | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+
+def test_cpu_flags_read_the_flags_line(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags : sse\n")
+    assert cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
 
 
-def test_auto_is_bf16_only_where_it_is_native() -> None:
-    assert resolve_precision("auto", "cpu", AVX2) == "fp32"
-    assert resolve_precision("auto", "cpu", SAPPHIRE) == "bf16"
-    assert resolve_precision("auto", "cpu", frozenset({"amx_bf16"})) == "bf16"
-    assert resolve_precision("auto", "cuda", AVX2) == "bf16"
+def test_cpu_flags_absent_file_is_empty(tmp_path: Path) -> None:
+    assert cpu_flags(tmp_path / "missing") == set()
 
 
-def test_explicit_choices_pass_through_and_unknown_ones_are_refused() -> None:
-    assert resolve_precision("bf16", "cpu", AVX2) == "bf16" and resolve_precision("fp32", "cuda") == "fp32"
-    with pytest.raises(ValueError, match="choose one of"):
-        resolve_precision("fp8", "cpu", AVX2)
+def test_native_bf16_needs_avx512_bf16_or_amx() -> None:
+    assert not cpu_has_native_bf16({"avx2", "fma", "avx512f"})
+    assert cpu_has_native_bf16({"avx2", "avx512_bf16"})
+    assert cpu_has_native_bf16({"amx_bf16"})
 
 
-def test_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
-    flags = cpu_flags.__wrapped__(cpuinfo)
-    assert flags == {"fpu", "avx2", "avx512_bf16"} and cpu_has_native_bf16(flags)
-    assert cpu_flags.__wrapped__(tmp_path / "missing") == frozenset()
+@pytest.mark.parametrize(
+    "precision,device,flags,expected",
+    [
+        ("auto", "cuda", set(), "bf16"),
+        ("auto", "cpu", {"avx2"}, "fp32"),
+        ("auto", "cpu", {"amx_bf16"}, "bf16"),
+        ("bf16", "cpu", {"avx2"}, "bf16"),
+        ("fp32", "cuda", set(), "fp32"),
+    ],
+)
+def test_resolve_precision(precision: str, device: str, flags: set, expected: str) -> None:
+    assert resolve_precision(precision, device, flags) == expected
+
+
+def test_resolve_precision_rejects_unknown() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", "cpu", set())

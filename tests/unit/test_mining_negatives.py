@@ -1,33 +1,105 @@
-"""The positive-aware negative filter (TopK-PercPos): candidates scoring above ratio x the positive's score go."""
+"""Better negatives in `retr mine`: the positive-aware ratio filter (TopK-PercPos) and re-mining with a dense index."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from retr.training.mining import Hit, MineConfig, negative_ceiling, sample_negatives
-
-# d0 is the positive (score 10); d1/d2 score near it (likely unjudged positives), d3.. fall away.
-HITS = [Hit("d0", 1, 10.0), Hit("d1", 2, 9.9), Hit("d2", 3, 9.6), Hit("d3", 4, 9.0), Hit("d4", 5, 8.0),
-        Hit("d5", 6, 7.0), Hit("d6", 7, 6.0)]
-
-
-def test_candidates_above_the_ratio_of_the_positive_score_are_dropped() -> None:
-    cfg = MineConfig(k=10, rank_min=1, rank_max=10, negatives=4, max_negative_ratio=0.95)
-    picked = sample_negatives(HITS, {"d0"}, cfg, "q")
-    assert [h.id for h in picked] == ["d3", "d4", "d5", "d6"]  # d1 (9.9) and d2 (9.6) exceed 9.5
-    assert sample_negatives(HITS, {"d0"}, MineConfig(k=10, rank_min=1, rank_max=10, negatives=5,
-                                                     max_negative_ratio=0.95), "q") is None
-    unfiltered = sample_negatives(HITS, {"d0"}, MineConfig(k=10, rank_min=1, rank_max=10, negatives=6), "q")
-    assert {h.id for h in unfiltered} == {"d1", "d2", "d3", "d4", "d5", "d6"}
+from retr.data.artifacts import open_artifact
+from retr.data.trec import read_run
+from retr.indexing.dense import IndexConfig, build_index
+from retr.training.mining import Hit, MineConfig, mine, negative_ceiling, ranked, sample_negatives
+from tests.unit.test_bm25 import make_tiny_beir
+from tests.unit.tiny_models import make_tiny_model
 
 
-def test_the_best_positive_sets_the_ceiling_and_a_missing_one_sets_none() -> None:
-    assert negative_ceiling(HITS, {"d0", "d4"}, 0.5) == 5.0
-    assert negative_ceiling(HITS, {"elsewhere"}, 0.95) is None
-    assert negative_ceiling(HITS, {"d0"}, None) is None
+def _hits(scores: dict[str, float]) -> list[Hit]:
+    return ranked(scores)
 
 
-@pytest.mark.parametrize("ratio", [0, -0.1, 1.5])
-def test_ratio_outside_the_unit_interval_is_refused(ratio: float) -> None:
+def test_ceiling_is_ratio_of_best_positive() -> None:
+    hits = _hits({"p": 10.0, "p2": 4.0, "a": 9.8, "b": 9.0})
+    assert negative_ceiling(hits, {"p", "p2"}, 0.95) == pytest.approx(9.5)
+    assert negative_ceiling(hits, {"p"}, None) is None
+    assert negative_ceiling(hits, {"absent"}, 0.95) is None  # the positive's score is unknown
+
+
+def test_ceiling_with_negative_positive_score_still_drops_higher_scores() -> None:
+    hits = _hits({"p": -2.0, "a": -1.0, "b": -3.0})
+    ceiling = negative_ceiling(hits, {"p"}, 0.5)
+    assert ceiling == pytest.approx(-4.0)  # below the positive's score, as with positive scores
+
+
+def test_filter_drops_near_positive_candidates() -> None:
+    scores = {"p": 10.0, "a": 9.9, "b": 9.6, "c": 9.4, "d": 8.0, "e": 7.0}
+    cfg = MineConfig(k=10, rank_min=1, rank_max=10, negatives=3, max_negative_ratio=0.95)
+    picked = sample_negatives(_hits(scores), {"p"}, cfg, "q")
+    assert picked is not None and {h.id for h in picked} == {"c", "d", "e"}
+    unfiltered = MineConfig(k=10, rank_min=1, rank_max=10, negatives=5)
+    assert {h.id for h in sample_negatives(_hits(scores), {"p"}, unfiltered, "q") or []} == set("abcde")
+
+
+def test_filter_can_leave_a_query_short() -> None:
+    cfg = MineConfig(k=10, rank_min=1, rank_max=10, negatives=3, max_negative_ratio=0.5)
+    assert sample_negatives(_hits({"p": 10.0, "a": 9.0, "b": 8.0, "c": 4.0}), {"p"}, cfg, "q") is None
+
+
+def test_ratio_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_negative_ratio"):
-        MineConfig(max_negative_ratio=ratio)
+        MineConfig(max_negative_ratio=0)
+
+
+def test_mine_records_the_filter(tmp_path: Path) -> None:
+    tiny = make_tiny_beir(tmp_path / "beir")
+    common = dict(dataset=str(tiny.root), k=40, rank_min=1, rank_max=40, negatives=2, bm25_cache=tmp_path / "c")
+    plain = mine(MineConfig(out=tmp_path / "plain", **common))
+    filtered = mine(MineConfig(out=tmp_path / "filtered", max_negative_ratio=0.8, **common))
+    metrics = open_artifact(filtered, kind="training-set", verify=True).manifest["metrics"]
+    assert metrics["max_negative_ratio"] == 0.8 and metrics["candidates"] == "bm25"
+    assert metrics["negatives_dropped_by_ratio"] > 0
+    run = read_run(filtered / "bm25.trec")
+    for line in (filtered / "train.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        best = max(run[record["query_id"]].get(p["id"], float("-inf")) for p in record["positives"])
+        if best > float("-inf"):
+            assert all(n["score"] <= 0.8 * best + 1e-6 for n in record["negatives"])
+    assert open_artifact(plain).manifest["metrics"]["negatives_dropped_by_ratio"] == 0
+
+
+@pytest.fixture(scope="module")
+def dense_setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("remine")
+    tiny = make_tiny_beir(root / "beir")
+    model = make_tiny_model(root / "llama", "llama")
+    index = build_index(IndexConfig(corpus=str(tiny.root), encoder=str(model), out=root / "dense", chunk_size=16,
+                                    max_passage_length=32, max_query_length=32))
+    return {"beir": tiny.root, "index": Path(index), "root": root}
+
+
+def test_remine_with_a_dense_index(dense_setup: dict[str, Path], tmp_path: Path) -> None:
+    out = mine(MineConfig(dataset=str(dense_setup["beir"]), out=tmp_path / "m", k=30, rank_min=1, rank_max=30,
+                          negatives=3, index=dense_setup["index"]))
+    artifact = open_artifact(out, kind="training-set", verify=True)
+    assert (out / "dense.trec").is_file() and not (out / "bm25.trec").exists()
+    assert artifact.manifest["metrics"]["candidates"] == "dense"
+    kinds = [record.get("kind") for record in artifact.manifest["inputs"]]
+    assert "dense-index" in kinds and "bm25-index" not in kinds
+    run = read_run(out / "dense.trec")
+    records = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert records
+    for record in records:
+        order = [h.id for h in ranked(run[record["query_id"]])]
+        for negative in record["negatives"]:
+            assert order[negative["rank"] - 1] == negative["id"]
+            assert negative["id"] not in {p["id"] for p in record["positives"]}
+
+
+def test_remine_refuses_an_artifact_that_is_not_a_dense_index(tmp_path: Path) -> None:
+    tiny = make_tiny_beir(tmp_path / "beir")
+    bm25 = mine(MineConfig(dataset=str(tiny.root), out=tmp_path / "m", k=40, rank_min=1, rank_max=40, negatives=2,
+                           bm25_cache=tmp_path / "c"))
+    with pytest.raises(Exception, match="dense-index"):
+        mine(MineConfig(dataset=str(tiny.root), out=tmp_path / "m2", index=bm25))
+    assert not (tmp_path / "m2").exists()
