@@ -85,6 +85,9 @@ def backbone_identity(spec: str | Path) -> dict[str, Any]:
     if path.is_dir():
         if (path / MANIFEST).is_file():
             kind = json.loads((path / MANIFEST).read_text()).get("kind")
+            if kind == "export":  # a `retr export` output is a model dir; its checksums are verified on use
+                artifact = open_artifact(path, kind="export", verify=True)
+                return {**_dir_identity(path), "spec": str(path.resolve()), "export": artifact.sha256}
             raise ArtifactError(f"{path}: a {kind!r} artifact is not a model; pass a `retr train` output, "
                                 "a Hugging Face model dir, `default` or `minilm`")
         return {**_dir_identity(path), "spec": str(path.resolve())}

@@ -62,6 +62,9 @@ def test_export_cli_writes_an_artifact_and_refuses_a_user_folder(artifact: Path,
     manifest = open_artifact(tmp_path / "exp", kind="export", verify=True).manifest
     assert manifest["metrics"]["sentence_transformers"] is True  # the artifact's options are causal, prefix prompts
     assert (tmp_path / "exp" / "modules.json").is_file()
+    exported = load_encoder(str(tmp_path / "exp"))  # an export artifact loads back, with its format
+    assert exported.options.attention == "causal" and exported.backbone["export"]
+    assert np.allclose(exported.encode_passages(TEXTS), load_encoder(str(artifact)).encode_passages(TEXTS), atol=1e-5)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     refused = retr("export", artifact, "--out", tmp_path / "mine", cwd=tmp_path)
