@@ -66,7 +66,7 @@ def build_bm25_index(cfg: BM25IndexConfig) -> Path:
         if docs == 0:
             raise DataError(f"{cfg.corpus}: the corpus has no documents; nothing to index")
         print(f"bm25: indexing {docs} docs with Anserini ({cfg.threads} threads)", file=sys.stderr, flush=True)
-        counters = _run_indexer(scratch, lucene, cfg.threads)
+        counters = _run_indexer(scratch.resolve(), lucene.resolve(), cfg.threads)  # the JVM keeps its own cwd
         shutil.rmtree(scratch)
         if counters["errors"] or counters["unindexable"]:
             raise ArtifactError(f"{cfg.out}: Anserini could not index some documents ({counters}); check the corpus")
