@@ -54,7 +54,7 @@ class BM25Searcher:
         from retr.retrieval.lucene import jclass
 
         path = lucene_path(index)
-        self.searcher = jclass("io.anserini.search.SimpleSearcher")(str(path))
+        self.searcher = jclass("io.anserini.search.SimpleSearcher")(str(path.resolve()))  # the JVM keeps its own cwd
         self.searcher.set_bm25(float(k1), float(b))
         self.threads = int(threads)
         self._list = jclass("java.util.ArrayList")
