@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from retr.data.artifacts import ArtifactError, MANIFEST, config_dict, open_artifact, sha256_json
+from retr.data.artifacts import ArtifactError, MANIFEST, atomic_write_text, config_dict, open_artifact, sha256_json
+from retr.data.errors import UsageError
+from retr.data.options import build_config
 
 # stage -> (module, config class, entry point); imported only when the stage runs.
 STAGES: dict[str, tuple[str, str, str]] = {
@@ -38,6 +40,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "score": ("retr.evaluation.report", "ScoreConfig", "score"),
 }
 REF = re.compile(r"^@([\w.-]+)$")
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+TOP_LEVEL = ("workdir", "budget", "stages")
 
 
 @dataclass
@@ -55,24 +59,44 @@ class Pipeline:
 
     @classmethod
     def load(cls, path: Path, workdir: Path | None = None) -> "Pipeline":
+        """Read and check a pipeline file; every mistake is one :class:`UsageError` naming the file and stage."""
         import yaml
 
-        spec = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            spec = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise UsageError(f"{path}: not a readable YAML file ({' '.join(str(error).split())})") from None
+        if not isinstance(spec, dict):
+            raise UsageError(f"{path}: expected a mapping with {', '.join(TOP_LEVEL)}")
+        unknown = sorted(set(spec) - set(TOP_LEVEL))
+        if unknown:
+            raise UsageError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(TOP_LEVEL)}")
+        entries = spec.get("stages")
+        if not isinstance(entries, list) or not entries:
+            raise UsageError(f"{path}: 'stages' must be a non-empty list of stages")
         stages, names = [], set()
-        for index, entry in enumerate(spec.get("stages") or [], start=1):
-            name, stage = entry.get("name"), entry.get("stage")
-            if not name or stage not in STAGES:
-                raise ValueError(f"{path}: stage #{index} needs a name and a stage among {', '.join(STAGES)}")
+        for index, entry in enumerate(entries, start=1):
+            where = f"{path}: stage #{index}"
+            if not isinstance(entry, dict) or set(entry) - {"name", "stage", "with"}:
+                raise UsageError(f"{where}: expected a mapping with name, stage and with")
+            name, stage, options = entry.get("name"), entry.get("stage"), entry.get("with") or {}
+            if not isinstance(name, str) or not NAME.match(name) or name in (".", ".."):
+                raise UsageError(f"{where}: name {name!r} must be letters, digits, '_', '-' or '.' (it names a folder "
+                                 "inside the workdir)")
+            if stage not in STAGES:
+                raise UsageError(f"{where} ({name}): stage {stage!r} is not one of {', '.join(STAGES)}")
+            if not isinstance(options, dict):
+                raise UsageError(f"{where} ({name}): 'with' must be a mapping of options")
             if name in names:
-                raise ValueError(f"{path}: stage name {name!r} is used twice")
-            for ref in _refs(entry.get("with") or {}):
+                raise UsageError(f"{path}: stage name {name!r} is used twice")
+            for ref in _refs(options):
                 if ref not in names:
-                    raise ValueError(f"{path}: stage {name!r} refers to @{ref}, which is not an earlier stage")
+                    raise UsageError(f"{where} ({name}): refers to @{ref}, which is not an earlier stage")
+            _check_option_names(stage, options, f"{where} ({name})")
             names.add(name)
-            stages.append(StageSpec(name, stage, dict(entry.get("with") or {})))
-        if not stages:
-            raise ValueError(f"{path}: no stages")
-        return cls(Path(workdir or spec.get("workdir") or "runs/pipeline"), stages, spec.get("budget") or {})
+            stages.append(StageSpec(name, stage, dict(options)))
+        budget = spec.get("budget") or {}
+        return cls(Path(workdir or spec.get("workdir") or "runs/pipeline"), stages, budget)
 
 
 def _refs(value: Any) -> list[str]:
@@ -102,15 +126,20 @@ def _entry(stage: str) -> tuple[type, Callable[[Any], Path]]:
     return getattr(module, config_name), getattr(module, function_name)
 
 
-def _build(config_class: type, options: dict[str, Any], out: Path) -> Any:
-    names = {f.name for f in dataclasses.fields(config_class)}
+def _check_option_names(stage: str, options: dict[str, Any], where: str) -> None:
+    """Unknown option names are refused before any stage runs (values are checked when the stage is built)."""
+    config_class, _ = _entry(stage)
+    names = {f.name for f in dataclasses.fields(config_class)} - {"out"}
     unknown = sorted(set(options) - names)
     if unknown:
-        raise ValueError(f"{config_class.__name__}: unknown option(s) {', '.join(unknown)}")
+        raise UsageError(f"{where}: unknown option(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(names))}")
+
+
+def _build(config_class: type, options: dict[str, Any], out: Path, where: str) -> Any:
     values = {**options, "out": out}
-    if "overwrite" in names:
+    if "overwrite" in {f.name for f in dataclasses.fields(config_class)}:
         values["overwrite"] = True
-    return config_class(**values)
+    return build_config(config_class, values, where)
 
 
 def _stamp(config: Any, inputs: dict[str, Path]) -> dict[str, Any]:
@@ -122,15 +151,14 @@ def run_pipeline(pipeline: Pipeline, force_from: str | None = None, log: Callabl
     """Run (or skip) every stage in order; returns the artifact path of each stage."""
     names = [s.name for s in pipeline.stages]
     if force_from is not None and force_from not in names:
-        raise ValueError(f"--from {force_from}: no such stage (stages: {', '.join(names)})")
+        raise UsageError(f"--from {force_from}: no such stage (stages: {', '.join(names)})")
     forced = False
     outputs: dict[str, Path] = {}
-    pipeline.workdir.mkdir(parents=True, exist_ok=True)
     for number, spec in enumerate(pipeline.stages, start=1):
         forced = forced or spec.name == force_from
         out = pipeline.workdir / spec.name
         config_class, run_stage = _entry(spec.stage)
-        config = _build(config_class, _resolve(spec.options, outputs), out)
+        config = _build(config_class, _resolve(spec.options, outputs), out, f"stage {spec.name}")
         stamp_path = pipeline.workdir / f"{spec.name}.stage.json"
         stamp = _stamp(config, {ref: outputs[ref] for ref in _refs(spec.options)})
         header = f"[{number}/{len(names)}] {spec.name} ({spec.stage})"
@@ -139,10 +167,11 @@ def run_pipeline(pipeline: Pipeline, force_from: str | None = None, log: Callabl
         else:
             log(f"{header}: running -> {out}")
             started = time.perf_counter()
+            pipeline.workdir.mkdir(parents=True, exist_ok=True)
             run_stage(config)
             log(f"{header}: done in {time.perf_counter() - started:.1f}s")
             stamp["output"] = open_artifact(out).sha256
-            stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+            atomic_write_text(stamp_path, json.dumps(stamp, indent=2) + "\n")
         outputs[spec.name] = out
     return outputs
 

@@ -8,18 +8,50 @@ its own package rather than part of ``retrieval/``.
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import Any
 
-from retr.cli import demo, index, mine, run, score, search, show, train
+import typer
+from typer.core import TyperGroup
+
+from retr.cli import demo, export, index, mine, run, score, search, show, train
+
+class OneLineErrors(TyperGroup):
+    """The one error policy of every command: a user mistake (a :class:`retr.data.errors.RetrError`, or a bad option
+    on the command line) prints one line, ``retr <command>: error: <what to do>``, and exits 2; an internal failure
+    keeps its traceback and exits 1. (On the group, so tests that invoke ``app`` see the same policy.)"""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        from retr.data.errors import RetrError
+
+        args = list(sys.argv[1:] if args is None else args)
+        where = f"retr {args[0]}" if args and not args[0].startswith("-") else "retr"
+        try:
+            return super().main(args, prog_name or "retr", complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:
+            typer.echo(error.ctx.get_help() if error.ctx else str(error))
+            sys.exit(0)
+        except ClickException as error:
+            message = error.format_message()
+        except RetrError as error:
+            message = str(error)
+        typer.echo(f"{where}: error: {' '.join(message.split())}", err=True)
+        sys.exit(2)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="retr",
     help="Decoder-only LLMs as dense retrievers: mine | train | index | search | score, plus run and demo.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain Click help: wraps long words at any width instead of cutting them with '…'
 )
-for module in (mine, train, index, search, score, run, demo, show):
+for module in (mine, train, index, search, score, export, run, demo, show):
     app.command(name=module.NAME, help=module.__doc__)(module.command)
 
 

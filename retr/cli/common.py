@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TypeVar
@@ -19,41 +17,34 @@ def load_yaml(path: Path | None, section: str | None = None) -> dict[str, Any]:
         return {}
     import yaml
 
+    from retr.data.errors import UsageError
+
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise typer.BadParameter(f"{path}: {error}") from None
+        raise UsageError(f"{path}: not a readable YAML file ({' '.join(str(error).split())})") from None
     if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path}: expected a YAML mapping")
+        raise UsageError(f"{path}: expected a YAML mapping of options")
     if section and isinstance(data.get(section), dict):
         data = data[section]
     return data
 
 
 def build_config(cls: type[T], config_file: Path | None = None, section: str | None = None, **overrides: Any) -> T:
-    """Defaults < YAML file < CLI options (options left as None do not override)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    """Defaults < YAML file < CLI options (options left as None do not override); mistakes are UsageErrors."""
+    from retr.data.options import build_config as build
+
     values = load_yaml(config_file, section)
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise typer.BadParameter(f"{config_file}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**values)
+    return build(cls, values, str(config_file) if config_file else "options")
 
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn the project's expected errors into one red line and exit code 1 (no traceback)."""
-    from retr.data.artifacts import ArtifactError
-    from retr.data.errors import DataError
+    """A missing file named on the command line is a user mistake too (the rest is :func:`retr.cli.main`'s)."""
+    from retr.data.errors import UsageError
 
     try:
         yield
-    except (ArtifactError, DataError, FileNotFoundError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        sys.exit(1)
-
-
-def not_built(name: str) -> None:
-    typer.secho(f"retr {name}: not built yet in this version", fg=typer.colors.YELLOW, err=True)
-    raise typer.Exit(2)
+    except FileNotFoundError as error:
+        raise UsageError(f"{error.filename}: no such file or folder") from None

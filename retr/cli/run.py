@@ -18,8 +18,5 @@ def command(
     from retr.pipeline import Pipeline, run_pipeline
 
     with friendly_errors():
-        try:
-            pipeline = Pipeline.load(config, workdir)
-        except (OSError, ValueError) as error:
-            raise typer.BadParameter(str(error)) from None
+        pipeline = Pipeline.load(config, workdir)
         run_pipeline(pipeline, force_from=from_stage, log=typer.echo)

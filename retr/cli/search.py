@@ -1,60 +1,77 @@
 """Search an index (BM25 or dense) with a dataset's queries and write a run artifact (run.trec).
 
-Without --index, searches the BM25 index of the queries' own corpus (built once into the cache, then reused).
+Without --index, searches the BM25 index of the queries' own corpus (built once into --bm25-cache, then reused).
+Ad hoc: `--query "text"` (repeatable), or `--queries FILE.txt|FILE.tsv` without --out (one query per line, or
+id<TAB>text), prints the top k with each document's text (a table on a terminal, TSV when piped; --format json).
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any, List, Optional
 
 import typer
 
+from retr.cli.options import from_config, given
+from retr.retrieval.search import SearchConfig
+
 NAME = "search"
 
-INDEX_HELP = "Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index of the --queries corpus."
-QUERIES_HELP = (
-    "Dataset spec of the queries: a name under the data dir, a BEIR/MS MARCO dir or irds:<id>. Default: scifact."
-)
-ENCODER_HELP = "Dense indexes only: encoder spec; must be the one that built the index. Default: the index's encoder."
+# Ad hoc search only (nothing is written, so these are not SearchConfig fields).
+ADHOC = [
+    inspect.Parameter("query", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[str]],
+                      default=typer.Option(None, help="Ad hoc: a query to search and print (repeat for more). "
+                                           "Needs --index.")),
+    inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                      default=typer.Option("auto", help="Ad hoc output: auto (table on a terminal, else tsv), table, "
+                                           "tsv, json.")),
+    inspect.Parameter("corpus", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                      default=typer.Option(None, help="Ad hoc: the corpus for hit texts. Default: the one the index "
+                                           "records.")),
+]
 
 
-def command(
-    index: Path = typer.Option(None, help=INDEX_HELP),
-    queries: str = typer.Option(None, help=QUERIES_HELP),
-    split: str = typer.Option(None, help="Query split: test, dev, train, or 'all' for every query. Default: test."),
-    k: int = typer.Option(None, help="Hits kept per query. Default: 1000."),
-    out: Path = typer.Option(None, help="Output run artifact directory. Default: runs/search."),
-    encoder: str = typer.Option(None, help=ENCODER_HELP),
-    batch_size: int = typer.Option(None, help="Dense indexes only: queries encoded per batch. Default: 64."),
-    k1: float = typer.Option(None, help="BM25 k1 (term-frequency saturation). Default: 0.9."),
-    b: float = typer.Option(None, help="BM25 b (document-length normalization). Default: 0.4."),
-    threads: int = typer.Option(None, help="BM25 search threads. Default: 2."),
-    overwrite: bool = typer.Option(
-        None, "--overwrite/--no-overwrite", help="Replace an existing output artifact. Default: no."
-    ),
-    cache_dir: Path = typer.Option(
-        None, help="Where the default BM25 index is cached. Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25."
-    ),
-    config: Path = typer.Option(
-        None, "--config", help="YAML file with any of these options (a 'search:' section is used if present)."
-    ),
-) -> None:
+@from_config(SearchConfig, NAME, extra=ADHOC)
+def command(**options: Any) -> None:
     from retr.cli.common import build_config, friendly_errors
 
+    query, fmt, corpus = options.pop("query"), options.pop("format"), options.pop("corpus")
+    queries, out = options.get("queries"), options.get("out")
+    adhoc_file = queries is not None and out is None and Path(queries).suffix in (".txt", ".tsv") \
+        and Path(queries).is_file()
+    if query or adhoc_file:
+        with friendly_errors():
+            _adhoc(options.get("index"), query, Path(queries) if adhoc_file else None, options.get("k") or 10, fmt,
+                   corpus, options.get("encoder"),
+                   {"query_template": options.get("query_template"), "max_query_length": options.get("max_query_length")})
+        return
     with friendly_errors():
-        from retr.retrieval.search import SearchConfig, search
+        from retr.retrieval.search import search
 
-        try:
-            cfg = build_config(
-                SearchConfig, config, section="search", index=index, queries=queries, split=split, k=k, out=out,
-                encoder=encoder, batch_size=batch_size, k1=k1, b=b, threads=threads, overwrite=overwrite,
-            )
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
+        cfg = build_config(SearchConfig, options.get("config"), NAME, **given(options))
         if cfg.index is None:
+            from retr.data.datasets import Dataset
             from retr.indexing.bm25 import ensure_bm25_index
 
-            cfg.index = ensure_bm25_index(cfg.queries, cache_dir).path
+            Dataset(cfg.queries).queries(cfg.split)  # bad queries are refused before an index is built for them
+            cfg.index = ensure_bm25_index(cfg.queries, cfg.bm25_cache).path
             typer.echo(f"index: BM25 index of {cfg.queries} at {cfg.index}", err=True)
         path = search(cfg)
         typer.echo(str(path))
+
+
+def _adhoc(index: Path | None, texts: list[str] | None, file: Path | None, k: int, fmt: str, corpus: str | None,
+           encoder: str | None, query_side: dict) -> None:
+    """Search typed queries and print the hits (nothing is written)."""
+    from retr.cli.hits import FORMATS, print_hits
+    from retr.data.errors import UsageError
+    from retr.retrieval.searcher import as_queries, open_index, read_query_file
+
+    if index is None:
+        raise UsageError("--query / a query file needs --index (a bm25-index or dense-index artifact)")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    queries = as_queries(list(texts)) if texts else read_query_file(file)
+    searcher = open_index(index, corpus=corpus, encoder=encoder, query_side=query_side)
+    print_hits(searcher.search(queries, k=k), queries, fmt)

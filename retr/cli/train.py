@@ -7,63 +7,21 @@ Writes a "model" artifact (LoRA adapter, tokenizer, encoder.json, log, loss plot
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import typing
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
+from retr.cli.options import from_config, given
 from retr.training.config import TrainConfig
 
 NAME = "train"
 
 
+@from_config(TrainConfig, NAME)
 def command(**options: Any) -> None:
     from retr.cli.common import build_config, friendly_errors
+    from retr.training.train import train
 
-    config_file = options.pop("config")
     with friendly_errors():
-        try:
-            cfg = build_config(TrainConfig, config_file, section="train", **options)
-        except (TypeError, ValueError) as error:
-            raise typer.BadParameter(str(error)) from None
-        from retr.training.train import train
-
-        out = train(cfg)
-    typer.echo(str(out))
-
-
-def _option_type(hint: Any) -> Any:
-    """The option's Python type: the non-None member of ``X | None``."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
-
-
-def _signature() -> inspect.Signature:
-    """One keyword option per TrainConfig field (help from the field metadata, default shown from the dataclass)."""
-    hints = typing.get_type_hints(TrainConfig)
-    params = [
-        inspect.Parameter(
-            "config",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(None, "--config", help="YAML file of TrainConfig fields (or a pipeline file's 'train' section)"),
-            annotation=Optional[Path],
-        )
-    ]
-    for field in dataclasses.fields(TrainConfig):
-        default = field.default
-        shown = "none" if default is None else repr(default) if isinstance(default, str) else str(default)
-        params.append(
-            inspect.Parameter(
-                field.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=typer.Option(None, help=f"{field.metadata['help']}. Default: {shown}.", show_default=False),
-                annotation=Optional[_option_type(hints[field.name])],
-            )
-        )
-    return inspect.Signature(params)
-
-
-command.__signature__ = _signature()  # type: ignore[attr-defined]
+        cfg = build_config(TrainConfig, options.get("config"), NAME, **given(options))
+        typer.echo(str(train(cfg)))

@@ -15,7 +15,6 @@ Corpora are streamed (memory holds only the set of ids, to refuse duplicates); b
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Iterator
 
 from retr.data.artifacts import cached_sha256, sha256_json
 from retr.data.errors import DataError
+from retr.data.lines import numbered_lines
 from retr.data.trec import Qrels, read_qrels
 
 
@@ -49,10 +49,6 @@ def data_root() -> Path:
         if candidate.is_dir():
             return candidate
     return project.parent / "shared" / "data"
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
 def _first(directory: Path, names: list[str]) -> Path | None:
@@ -152,12 +148,8 @@ class Dataset:
         if path is None:
             raise DataError(f"{self.root}: this dataset has no corpus file")
         is_tsv = path.name.endswith((".tsv", ".tsv.gz"))
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                yield where, (_tsv_doc(line, where) if is_tsv else _json_doc(line, where))
+        for where, line in numbered_lines(path):
+            yield where, (_tsv_doc(line, where) if is_tsv else _json_doc(line, where))
 
     def _irds_docs(self) -> Iterator[tuple[str, Doc]]:
         dataset = _irds_load(self.name)
@@ -188,20 +180,16 @@ class Dataset:
         if path is None:
             raise DataError(f"{self.root}: no queries file for split {split!r}")
         queries: dict[str, str] = {}
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                if path.name.endswith((".jsonl", ".jsonl.gz")):
-                    qid, text = _json_query(line, where)
-                else:
-                    qid, _, text = line.rstrip("\n").partition("\t")
-                    if not _:
-                        raise DataError(f"{where}: a query line is 'id<TAB>text'")
-                if qid in queries:
-                    raise DataError(f"{where}: duplicate query id {qid!r}")
-                queries[qid] = text.strip()
+        for where, line in numbered_lines(path):
+            if path.name.endswith((".jsonl", ".jsonl.gz")):
+                qid, text = _json_query(line, where)
+            else:
+                qid, tab, text = line.rstrip("\n").partition("\t")
+                if not tab:
+                    raise DataError(f"{where}: a query line is 'id<TAB>text'")
+            if qid in queries:
+                raise DataError(f"{where}: duplicate query id {qid!r}")
+            queries[qid] = text.strip()
         if split and self.format == "beir":
             judged = self.qrels(split)
             queries = {qid: text for qid, text in queries.items() if qid in judged}
@@ -284,6 +272,8 @@ def _json_query(line: str, where: str) -> tuple[str, str]:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise DataError(f"{where}: malformed JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object with '_id' and 'text'")
     qid = record.get("_id", record.get("query_id", record.get("id")))
     if qid is None or not isinstance(record.get("text"), str):
         raise DataError(f"{where}: a query needs '_id' and 'text'")

@@ -7,6 +7,8 @@ fields (name, type, default, help) and ``retr run`` builds the same dataclasses 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
 
@@ -15,3 +17,62 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors typer's keyw
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+def build_config(cls: type, values: dict[str, Any], source: str = "options") -> Any:
+    """``cls(**values)`` with every user mistake as one :class:`UsageError` naming ``source`` and the key: an
+    unknown key (the known ones listed), a value of the wrong type, or a value its ``__post_init__`` refuses.
+
+    The one builder of the CLI (YAML file + command-line options) and of ``retr run`` stages.
+    """
+    from retr.data.errors import UsageError
+
+    if not isinstance(values, dict):
+        raise UsageError(f"{source}: expected a mapping of options, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UsageError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = _accepts(hints[key], value)
+        if expected:
+            raise UsageError(f"{source}: {key} must be {expected}, got {value!r}")
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as error:
+        if isinstance(error, UsageError):
+            raise
+        raise UsageError(f"{source}: {error}") from None
+
+
+def _accepts(hint: Any, value: Any) -> str | None:
+    """None when ``value`` fits the type ``hint``, else a short name of what was expected."""
+    from pathlib import Path
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        failures = [_accepts(arg, value) for arg in args if arg is not type(None)]
+        return None if any(f is None for f in failures) else " or ".join(f for f in failures if f)
+    if origin in (list, tuple):
+        if isinstance(value, (str, Path)) and args and _accepts(args[0], value) is None:
+            return None  # one item where a list is expected
+        if not isinstance(value, (list, tuple)):
+            return "a list"
+        inner = [_accepts(args[0], item) for item in value] if args else []
+        return next((f"a list of {f}" for f in inner if f), None)
+    if origin is dict:
+        return None if isinstance(value, dict) else "a mapping"
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if hint is float:
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if hint is Path:
+        return None if isinstance(value, (str, Path)) else "a path"
+    return None  # Any and other types: the config's own validation decides

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retr.data.options import option
 from retr.data.artifacts import ArtifactWriter, config_dict
-from retr.data.errors import DataError
+from retr.data.errors import DataError, UsageError
 from retr.evaluation import plots, render
 from retr.evaluation.metrics import (
     MISSING_POLICIES,
@@ -35,25 +36,33 @@ from retr.evaluation.sources import QrelsSource, RunSource, name_runs, open_qrel
 class ScoreConfig:
     """Options of ``retr score`` (defaults < YAML < CLI); list options also accept comma-separated strings."""
 
-    runs: list[str] = field(default_factory=list)  # "run" artifact dirs or TREC run files
-    qrels: str | None = None  # qrels file (TREC or BEIR TSV) or dataset spec; default: --dataset, else the runs' dataset
-    dataset: str | None = None  # dataset spec (name, BEIR dir ...): qrels for the runs and the data MTEB runs on
-    split: str | None = None  # default: the split the run was searched on, else "test"
-    out: Path = Path("runs/report")
-    names: list[str] = field(default_factory=list)  # one per run; default: artifact dir name / file stem
-    metrics: list[str] = field(default_factory=list)  # ranx metrics; default MRR@10, nDCG@10, R@100, R@1000, MAP
-    rel_level: int | None = None  # grade counted relevant by binary metrics; default 2 for TREC DL qrels, else 1
-    missing: str = "zero"  # judged query missing from a run: "zero" (trec_eval -c) or "skip" (trec_eval default)
-    test: str = "student"  # student | fisher | tukey | none
-    correction: str = "holm"  # holm | bonferroni | none (over the run pairs of each metric)
-    alpha: float = 0.05
-    permutations: int = 10_000  # Fisher randomization test
-    seed: int = 42
-    baseline: str | None = None  # run the per-query difference plot subtracts; default the first run
-    mteb: bool = False  # also evaluate --encoder with mteb.evaluate on --dataset
-    encoder: str | None = None  # encoder spec for --mteb (see retr index --help)
-    batch_size: int = 32
-    overwrite: bool = False
+    runs: list[str] = option([], "Run artifacts (from `retr search`) or TREC run files to score")
+    qrels: str | None = option(None, "Qrels: a TREC/BEIR qrels file or a dataset spec. Default: --dataset, else the "
+                               "dataset the runs were searched on (from their manifests)")
+    dataset: str | None = option(None, "Dataset spec (scifact, msmarco-dl19, a BEIR dir ...): its qrels score the runs "
+                                 "and --mteb runs on it")
+    split: str | None = option(None, "Qrels split. Default: the split the runs were searched on, else 'test'")
+    out: Path = option(Path("runs/report"), "Report artifact directory")
+    names: list[str] = option([], "Name of each run in the tables, once per run, in order. Default: the artifact's "
+                              "folder name or the file name")
+    metrics: list[str] = option([], "ranx metrics, repeated or comma-separated, e.g. ndcg@10,map or precision@5. "
+                                "Default: mrr@10, ndcg@10, recall@100, recall@1000, map")
+    rel_level: int | None = option(None, "Grade a judged document needs to count as relevant in binary metrics (MAP, "
+                                   "recall, MRR ...). Default: 2 for TREC Deep Learning qrels (as published), else 1. "
+                                   "nDCG always uses the grades")
+    missing: str = option("zero", "A judged query absent from a run: 'zero' scores it 0 (trec_eval -c), 'skip' leaves "
+                          "it out (trec_eval's default; with several runs, means are over the queries all runs have)")
+    test: str = option("student", "Paired significance test: student, fisher, tukey, or none")
+    correction: str = option("holm", "Multiple-comparison correction over the run pairs of each metric: holm, "
+                             "bonferroni, none")
+    alpha: float = option(0.05, "Significance level")
+    permutations: int = option(10_000, "Random relabelings for --test fisher")
+    seed: int = option(42, "Seed of the Fisher randomization test")
+    baseline: str | None = option(None, "Run subtracted in the per-query difference plot. Default: the first")
+    mteb: bool = option(False, "Also evaluate --encoder with mteb.evaluate on --dataset")
+    encoder: str | None = option(None, "Encoder spec for --mteb: 'default', an HF id or local dir, or a model artifact")
+    batch_size: int = option(32, "Encoding batch size for --mteb")
+    overwrite: bool = option(False, "Replace an existing report at --out")
 
 
 def _as_list(values: list[str] | str | None) -> list[str]:
@@ -66,13 +75,15 @@ def _as_list(values: list[str] | str | None) -> list[str]:
 
 def _check(config: ScoreConfig) -> None:
     if config.missing not in MISSING_POLICIES:
-        raise DataError(f"--missing {config.missing}: use one of {', '.join(MISSING_POLICIES)}")
+        raise UsageError(f"--missing {config.missing}: use one of {', '.join(MISSING_POLICIES)}")
     if config.test not in TESTS:
-        raise DataError(f"--test {config.test}: use one of {', '.join(TESTS)}")
+        raise UsageError(f"--test {config.test}: use one of {', '.join(TESTS)}")
     if config.correction not in CORRECTIONS:
-        raise DataError(f"--correction {config.correction}: use one of {', '.join(CORRECTIONS)}")
+        raise UsageError(f"--correction {config.correction}: use one of {', '.join(CORRECTIONS)}")
     if not 0 < config.alpha < 1:
-        raise DataError(f"--alpha {config.alpha}: must be between 0 and 1")
+        raise UsageError(f"--alpha {config.alpha}: must be between 0 and 1")
+    if config.permutations < 1 or config.batch_size < 1:
+        raise UsageError("--permutations and --batch-size must be >= 1")
     if not _as_list(config.runs) and not config.mteb:
         raise DataError("nothing to score: give run artifacts or TREC run files, or --mteb with --encoder")
     if config.mteb and not config.encoder:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact
 from retr.data.datasets import Dataset
+from retr.data.errors import DataError
 from retr.retrieval.bm25_search import KIND, LUCENE_DIR, lucene_path
 from retr.retrieval.lucene import engine_info, jclass
 
@@ -62,8 +63,10 @@ def build_bm25_index(cfg: BM25IndexConfig) -> Path:
         for leftover in (scratch, lucene):  # a resumed tmp dir: this short work starts over
             shutil.rmtree(leftover, ignore_errors=True)
         docs = _write_collection(dataset, scratch, cfg.threads)
+        if docs == 0:
+            raise DataError(f"{cfg.corpus}: the corpus has no documents; nothing to index")
         print(f"bm25: indexing {docs} docs with Anserini ({cfg.threads} threads)", file=sys.stderr, flush=True)
-        counters = _run_indexer(scratch, lucene, cfg.threads)
+        counters = _run_indexer(scratch.resolve(), lucene.resolve(), cfg.threads)  # the JVM keeps its own cwd
         shutil.rmtree(scratch)
         if counters["errors"] or counters["unindexable"]:
             raise ArtifactError(f"{cfg.out}: Anserini could not index some documents ({counters}); check the corpus")

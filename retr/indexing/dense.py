@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from retr.data.options import option
 from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, sha256_json
 from retr.data.datasets import Dataset
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
@@ -36,35 +37,44 @@ LOCAL_FIELDS = ("out", "overwrite", "shard", "threads", "gpu")
 class IndexConfig:
     """Options of `retr index`; encoder options left as None take the encoder's own defaults."""
 
-    corpus: str = "scifact"
-    out: Path = Path("runs/index")
-    encoder: str = "default"
-    factory: str = "Flat"
-    prompt: str | None = None
-    pooling: str | None = None
-    attention: str | None = None
-    query_template: str | None = None
-    passage_template: str | None = None
-    normalize: bool | None = None
-    max_query_length: int | None = None
-    max_passage_length: int | None = None
-    dtype: str | None = None
-    quantize: str | None = None
-    batch_tokens: int | None = None
-    chunk_size: int = 1024
-    shard: str = "0/1"
-    limit: int | None = None
-    doc_ids: Path | None = None
-    train_size: int = 65536
-    search_params: str = ""
-    seed: int = 0
-    threads: int | None = None
-    gpu: bool | None = None
-    overwrite: bool = False
+    corpus: str = option("scifact", "Corpus: a dataset name under the data dir (scifact), a BEIR/MS MARCO dir, a "
+                         ".jsonl[.gz]/.tsv file or irds:<id>")
+    out: Path = option(Path("runs/index"), "Output artifact directory")
+    encoder: str = option("default", "default (embedded SmolLM2-135M-Instruct), minilm (embedded all-MiniLM-L6-v2), "
+                          "a `retr train` output, a HF model dir or hub id, or bm25")
+    factory: str = option("Flat", "FAISS index_factory string, inner product: Flat, IVF1024,Flat, HNSW32, "
+                          "IVF256,PQ16 ...")
+    prompt: str | None = option(None, "Prompt preset for queries and passages: none, e5, llara")
+    pooling: str | None = option(None, "mean | last | first | weighted_mean. Default: the model's (mean)")
+    attention: str | None = option(None, "bidirectional | causal (decoders only). Default: the model's "
+                                   "(bidirectional)")
+    query_template: str | None = option(None, "Query template with {text}, or a preset name")
+    passage_template: str | None = option(None, "Passage template with {text}, or a preset name")
+    normalize: bool | None = option(None, "L2-normalise vectors. Default: the model's (yes)")
+    max_query_length: int | None = option(None, "Max query tokens, prompt included. Default: the model's (64)")
+    max_passage_length: int | None = option(None, "Max passage tokens, prompt included. Default: the model's (256)")
+    dtype: str | None = option(None, "auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16 | float16")
+    quantize: str | None = option(None, "int8: dynamic int8 quantisation of Linear layers (CPU)")
+    batch_tokens: int | None = option(None, "Tokens per batch (rows x longest row). Default: 16384 CPU, 65536 GPU")
+    chunk_size: int = option(1024, "Documents per checkpointed chunk (the unit of resume and sharding)")
+    shard: str = option("0/1", "i/n: encode every n-th chunk starting at i (one process or GPU per shard); combine "
+                        "the n outputs with --merge")
+    limit: int | None = option(None, "Encode only the first N documents (after --doc-ids)")
+    doc_ids: Path | None = option(None, "File of document ids (one per line) to encode; others are skipped")
+    train_size: int = option(65536, "Vectors sampled to train IVF/PQ indexes")
+    search_params: str = option("", "FAISS search parameters stored for `retr search`, e.g. nprobe=16 or "
+                                "efSearch=128")
+    seed: int = option(0, "Seed of the training sample")
+    threads: int | None = option(None, "Torch CPU threads. Default: torch's choice")
+    gpu: bool | None = option(None, "FAISS on the GPU. Default: when faiss-gpu sees one")
+    overwrite: bool = option(False, "Replace an existing output artifact")
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.doc_ids = Path(self.doc_ids) if self.doc_ids else None
+        for name in ("batch_tokens", "chunk_size", "limit", "train_size", "threads"):
+            if getattr(self, name, None) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -233,6 +243,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def load_embeddings(index: Artifact | Path) -> tuple[list[str], np.ndarray]:
     """(ids, float32 [n, dim]) of a dense-index, in FAISS row order."""
     artifact = index if isinstance(index, Artifact) else open_artifact(index, kind="dense-index")
+    artifact.verify(under=EMBEDDINGS)  # the vectors are read from here, not from the FAISS file
     store = encoding.ChunkStore(artifact.path / EMBEDDINGS)
     chunks = store.finished()
     ids = [doc_id for chunk in chunks for doc_id in store.read_ids(chunk)]

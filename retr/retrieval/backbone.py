@@ -85,6 +85,9 @@ def backbone_identity(spec: str | Path) -> dict[str, Any]:
     if path.is_dir():
         if (path / MANIFEST).is_file():
             kind = json.loads((path / MANIFEST).read_text()).get("kind")
+            if kind == "export":  # a `retr export` output is a model dir; its checksums are verified on use
+                artifact = open_artifact(path, kind="export", verify=True)
+                return {**_dir_identity(path), "spec": str(path.resolve()), "export": artifact.sha256}
             raise ArtifactError(f"{path}: a {kind!r} artifact is not a model; pass a `retr train` output, "
                                 "a Hugging Face model dir, `default` or `minilm`")
         return {**_dir_identity(path), "spec": str(path.resolve())}
@@ -155,6 +158,7 @@ def _load_artifact(path: Path, torch_dtype) -> tuple[Any, Any]:
     from peft import PeftModel
     from transformers import AutoTokenizer
 
+    verify_model_artifact(path)
     meta = artifact_encoder_json(path)
     model, base_tokenizer, _ = load_backbone(_base_spec(path, meta["base"]), torch_dtype)
     tokenizer_dir = path / meta.get("tokenizer", "tokenizer")
@@ -170,6 +174,20 @@ def _load_artifact(path: Path, torch_dtype) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def verify_model_artifact(path: Path) -> None:
+    """Check the files a model artifact is loaded from against its manifest before any is read: ``encoder.json``
+    and everything under the adapter and tokenizer folders (unlisted files there are refused too, since
+    transformers and peft pick up whatever weight files they find). Hashes are cached by size, mtime, ctime and
+    inode, so this costs one hash per file per change, not one per load."""
+    artifact = open_artifact(path, kind="model")
+    artifact.verify([ENCODER_JSON])
+    meta = artifact_encoder_json(path)
+    for folder in (meta.get("adapter", "adapter"), meta.get("tokenizer", "tokenizer")):
+        artifact.contained(folder)
+        if (path / folder).is_dir():
+            artifact.verify(under=folder)
+
+
 def _saved_embedding_rows(adapter_dir: Path) -> int | None:
     """Rows of the token embeddings saved with the adapter (when training added tokens), so shapes match."""
     weights = adapter_dir / "adapter_model.safetensors"
@@ -182,3 +200,19 @@ def _saved_embedding_rows(adapter_dir: Path) -> int | None:
             if key.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
                 return handle.get_slice(key).get_shape()[0]
     return None
+
+
+def declared_max_length(spec: str | Path) -> int | None:
+    """The input limit a model declares for embedding (``max_seq_length`` of its sentence-transformers config), or
+    None when it declares none; a model artifact answers for its base. Reads one small file, loads no weights."""
+    spec = str(spec)
+    if spec == "default":
+        return None  # SmolLM2 ships no sentence-transformers config
+    path = default_model.minilm_dir() if spec == "minilm" else Path(spec).expanduser()
+    if is_model_artifact(path):
+        return declared_max_length(_base_spec(path, artifact_encoder_json(path)["base"]))
+    try:
+        value = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None

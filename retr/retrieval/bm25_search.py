@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from retr.data.artifacts import Artifact, ArtifactError
+from retr.data.errors import UsageError
 from retr.data.trec import Run
 
 KIND = "bm25-index"
@@ -28,13 +29,19 @@ LUCENE_DIR = "lucene"
 HITS_PER_BATCH = 200_000  # bounds the JSON string of one batch (~55 bytes a hit)
 
 
-def lucene_path(index: Artifact) -> Path:
-    """The Lucene directory of a "bm25-index" artifact; refuses other kinds and incomplete artifacts."""
+def lucene_path(index: Artifact, verify: bool = True) -> Path:
+    """The Lucene directory of a "bm25-index" artifact; refuses other kinds and incomplete artifacts.
+
+    With ``verify`` (what every search does), each Lucene file is checked against the manifest (hashes cached by
+    size, mtime, ctime and inode, so a large index is hashed once), and a file the manifest does not list is
+    refused too: Lucene opens the newest ``segments_N`` it finds, so an added file could change every result."""
     if index.kind != KIND:
         raise ArtifactError(f"{index.path}: is a {index.kind!r} artifact, expected a {KIND}")
     path = index.path / LUCENE_DIR
     if not path.is_dir():
         raise ArtifactError(f"{index.path}: has no {LUCENE_DIR}/ folder; rebuild the BM25 index")
+    if verify:
+        index.verify(under=LUCENE_DIR)
     return path
 
 
@@ -73,9 +80,38 @@ class BM25Searcher:
         for qid, text in batch:
             qids.add(qid)
             texts.add(text)
-        hits = self.searcher.batch_search(texts, qids, int(k), self.threads)  # stays a Java Map
+        from jnius import JavaException
+
+        try:
+            hits = self.searcher.batch_search(texts, qids, int(k), self.threads)  # stays a Java Map
+        except JavaException as error:
+            self._explain_failure(batch, k, error)
+            raise
         decoded: dict[str, list[dict[str, Any]]] = json.loads(self._json.writeValueAsString(hits))
         return {qid: {hit["docid"]: float(hit["score"]) for hit in decoded.get(qid, [])} for qid, _ in batch}
+
+    def _explain_failure(self, batch: list[tuple[str, str]], k: int, error: Exception) -> None:
+        """A batch Lucene could not search (Anserini reports only that a task failed): search its queries one by
+        one and refuse the first that fails alone, naming it. Queries with more distinct terms than Lucene's clause
+        limit (1024) are the known case."""
+        from jnius import JavaException
+
+        from retr.retrieval.lucene import jclass
+
+        for qid, text in batch:
+            one_id, one_text = self._list(), self._list()
+            one_id.add(qid)
+            one_text.add(text)
+            try:
+                self.searcher.batch_search(one_text, one_id, int(k), 1)
+            except JavaException:
+                terms = len(set(jclass("io.anserini.analysis.AnalyzerUtils").analyze(text).toArray()))
+                limit = jclass("org.apache.lucene.search.IndexSearcher").getMaxClauseCount()
+                if terms > limit:
+                    raise UsageError(f"query {qid}: has {terms} distinct terms after analysis, more than Lucene's "
+                                     f"limit of {limit}; shorten it or leave it out of the queries") from None
+                raise UsageError(f"query {qid}: Lucene cannot search it ({str(error).strip()[:200]}); "
+                                 "check or leave out this query") from None
 
     def close(self) -> None:
         self.searcher.close()

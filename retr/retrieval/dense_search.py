@@ -39,12 +39,27 @@ def check_encoder(index: Artifact, requested: str | None = None) -> str:
     return requested
 
 
+QUERY_SIDE = ("query_template", "max_query_length")  # encoder options that leave the indexed vectors valid
+
+
+def query_options(index: Artifact, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The index's encoder options with query-side overrides (None = the index's value); others are refused."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    passage_side = set(overrides) - set(QUERY_SIDE)
+    if passage_side:
+        raise ArtifactError(f"{index.path}: {', '.join(sorted(passage_side))} would change the indexed vectors; "
+                            "only the query side can change at search time (rebuild the index for the rest)")
+    return {**encoder_record(index)["options"], **overrides}
+
+
 def search_dense(index: Artifact | str | Path, queries: dict[str, str], k: int = 1000, encoder: str | None = None,
-                 batch_size: int = 64, search_params: str | None = None, progress: bool = False) -> Run:
+                 batch_size: int = 64, search_params: str | None = None, progress: bool = False,
+                 query_side: dict[str, Any] | None = None) -> Run:
     """Top-``k`` documents per query, {query id: {doc id: inner product}}.
 
     Queries are encoded with the index's encoder and options (``encoder`` may name the same weights at another
-    place; other weights are refused). ``search_params`` overrides the index's FAISS parameters ("nprobe=32").
+    place; other weights are refused); ``query_side`` overrides the query template and length budget only.
+    ``search_params`` overrides the index's FAISS parameters ("nprobe=32").
     """
     from tqdm.auto import tqdm
 
@@ -57,7 +72,7 @@ def search_dense(index: Artifact | str | Path, queries: dict[str, str], k: int =
         raise ArtifactError(f"{artifact.path}: is a {artifact.kind!r} artifact, expected 'dense-index'")
     spec = check_encoder(artifact, encoder)
     artifact.verify([INDEX, IDS])
-    model = load_encoder(spec, **encoder_record(artifact)["options"])
+    model = load_encoder(spec, **query_options(artifact, query_side))
     params = artifact.config.get("search_params", "") if search_params is None else search_params
     faiss_index = load_faiss(artifact.file(INDEX), search_params=params)
     doc_ids = artifact.file(IDS).read_text().splitlines()

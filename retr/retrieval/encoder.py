@@ -9,14 +9,17 @@ order is the input order. ``tokenize``, ``collate`` and ``embed`` are the differ
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from retr.data.artifacts import sha256_json
+from retr.data.errors import UsageError
 from retr.retrieval import prompts
 from retr.retrieval.attention import ATTENTIONS, forward_hidden
 from retr.retrieval.pooling import POOLINGS, pool
@@ -24,6 +27,7 @@ from retr.retrieval.pooling import POOLINGS, pool
 QUANTIZE = (None, "int8")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHARS_PER_TOKEN_CAP = 64  # texts are cut at 64 chars per allowed token before tokenising (no token is that long)
+EXPORTED_OPTIONS = "retr_encoder.json"  # written by retr.retrieval.export beside an exported model
 LAST_K = re.compile(r"^last(\d+)$")  # "last8": mean of the last 8 tokens (LLaRA's 8 prompt placeholders)
 
 
@@ -47,16 +51,16 @@ class EncoderOptions:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS and not LAST_K.match(self.pooling):
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
+            raise UsageError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
         if self.attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+            raise UsageError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
         if self.quantize not in QUANTIZE:
-            raise ValueError(f"unknown quantize {self.quantize!r}; choose int8 or leave it unset")
+            raise UsageError(f"unknown quantize {self.quantize!r}; choose int8 or leave it unset")
         if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+            raise UsageError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
         for name in ("max_query_length", "max_passage_length"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise UsageError(f"{name} must be at least 1")
         self.query_template = prompts.resolve(self.query_template, "query")
         self.passage_template = prompts.resolve(self.passage_template, "passage")
 
@@ -85,7 +89,7 @@ class Encoder:
         self.batch_tokens = 16384 if self.device.type == "cpu" else 65536
         self.max_batch_size = 512
         if not decoder and options.attention != "bidirectional":
-            raise ValueError(f"{spec}: an encoder model; its attention is always bidirectional")
+            raise UsageError(f"{spec}: an encoder model; its attention is always bidirectional")
         self.pad_id = _first_not_none(tokenizer.pad_token_id, tokenizer.eos_token_id, 0)
         self.eos_id = tokenizer.eos_token_id if decoder else None
 
@@ -262,7 +266,8 @@ def _first_not_none(*values: Any) -> Any:
 
 
 def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Encoder:
-    """An :class:`Encoder` for a backbone spec; options default to a model artifact's encoder.json, then ours.
+    """An :class:`Encoder` for a backbone spec; options default to a model artifact's encoder.json, then ours
+    (query and passage budgets capped by the model's declared input limit, the query budget equal to it).
 
     Overrides left as None are ignored. ``device``: default cuda when available, else cpu.
     """
@@ -272,16 +277,26 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
 
     unknown = set(option_overrides) - EncoderOptions.fields()
     if unknown:
-        raise TypeError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     if is_model_artifact(spec):
         saved = artifact_encoder_json(spec).get("options") or {}
         values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
+    elif (Path(str(spec)).expanduser() / EXPORTED_OPTIONS).is_file():  # a `retr export` dir keeps its format
+        saved = json.loads((Path(str(spec)).expanduser() / EXPORTED_OPTIONS).read_text()).get("options") or {}
+        values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
     values.update({k: v for k, v in option_overrides.items() if v is not None})
+    if "max_query_length" not in values:  # the model's own limit, when it declares one (MiniLM: 256)
+        from retr.retrieval.backbone import declared_max_length
+
+        declared = declared_max_length(spec)
+        if declared is not None:
+            values["max_query_length"] = declared
+            values.setdefault("max_passage_length", min(declared, EncoderOptions.max_passage_length))
     options = EncoderOptions(**values)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if options.quantize == "int8" and device.type != "cpu":
-        raise ValueError("quantize=int8 is dynamic quantisation for CPU inference; leave it unset on a GPU")
+        raise UsageError("quantize=int8 is dynamic quantisation for CPU inference; leave it unset on a GPU")
     dtype = "float32" if options.quantize == "int8" else options.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device.type == "cuda" else "float32"

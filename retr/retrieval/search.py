@@ -11,35 +11,48 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from retr.data.options import option
 from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, config_dict, open_artifact
 from retr.data.datasets import Dataset
 from retr.data.trec import Run, write_run
 
 RUN_FILE = "run.trec"
+MAX_K = 1_000_000  # hits per query; Lucene allocates k slots up front, and no ranked list needs more
 INDEX_KINDS = ("bm25-index", "dense-index")
 
 
 @dataclass
 class SearchConfig:
-    index: Path | None = None
-    queries: str = "scifact"
-    split: str | None = "test"
-    k: int = 1000
-    out: Path = Path("runs/search")
-    encoder: str | None = None
-    batch_size: int = 64
-    k1: float = 0.9
-    b: float = 0.4
-    threads: int = 2
-    overwrite: bool = False
+    index: Path | None = option(None, "Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index "
+                                "of the --queries corpus")
+    queries: str = option("scifact", "Dataset spec of the queries: a name under the data dir, a BEIR/MS MARCO dir or "
+                          "irds:<id>; ad hoc: a .txt (one query a line) or .tsv (id, text) file, without --out")
+    split: str | None = option("test", "Query split: test, dev, train, or 'all' for every query")
+    k: int = option(1000, "Hits kept per query (ad hoc: 10 unless given)")
+    out: Path = option(Path("runs/search"), "Output run artifact directory")
+    encoder: str | None = option(None, "Dense indexes only: encoder spec; must be the one that built the index. "
+                                 "Default: the index's encoder")
+    batch_size: int = option(64, "Dense indexes only: queries encoded per batch")
+    query_template: str | None = option(None, "Dense indexes only: query template with {text} or a preset (none, e5, "
+                                        "llara); the passages stay as indexed. Default: the index's")
+    max_query_length: int | None = option(None, "Dense indexes only: max query tokens, prompt included. "
+                                          "Default: the index's")
+    k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
+    b: float = option(0.4, "BM25 b (document-length normalization)")
+    threads: int = option(2, "BM25 search threads")
+    bm25_cache: Path | None = option(None, "Cache folder of BM25 indexes (searched without --index). "
+                                     "Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25")
+    overwrite: bool = option(False, "Replace an existing output artifact")
 
     def __post_init__(self) -> None:
         self.index = None if self.index is None else Path(self.index)
         self.out = Path(self.out)
         if self.split in ("", "all"):
             self.split = None  # every query of the queries file
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+        if not 1 <= self.k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {self.k}")
+        if self.batch_size < 1 or self.threads < 1:
+            raise ValueError("batch_size and threads must be >= 1")
 
 
 def search(cfg: SearchConfig) -> Path:
@@ -65,6 +78,11 @@ def search(cfg: SearchConfig) -> Path:
             from retr.retrieval.lucene import engine_info
 
             writer.metrics["engine"] = engine_info()
+        else:
+            from retr.retrieval.dense_search import QUERY_SIDE, query_options
+
+            used = query_options(index, query_side(cfg))
+            writer.metrics["query_options"] = {name: used[name] for name in QUERY_SIDE}
         writer.timing.update(
             search_seconds=round(seconds, 3), queries_per_s=round(len(queries) / max(seconds, 1e-9), 1)
         )
@@ -73,8 +91,9 @@ def search(cfg: SearchConfig) -> Path:
 
 def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Run:
     if index.kind == "bm25-index":
-        if cfg.encoder is not None:
-            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder (got --encoder {cfg.encoder})")
+        if cfg.encoder is not None or any(v is not None for v in query_side(cfg).values()):
+            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder, query template or query "
+                                "length; drop those options")
         from retr.retrieval.bm25_search import search_bm25
 
         return search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
@@ -87,4 +106,10 @@ def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Ru
             f"{index.path}: is a dense index, but this retr has no dense search (module retr.retrieval.dense_search "
             "is missing); install a retr build that includes it, or search a bm25-index"
         ) from None
-    return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size)
+    return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size,
+                        query_side=query_side(cfg))
+
+
+def query_side(cfg: SearchConfig) -> dict[str, object]:
+    """The query-side encoder options given for this search (None: the index's own)."""
+    return {"query_template": cfg.query_template, "max_query_length": cfg.max_query_length}

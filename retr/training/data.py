@@ -1,7 +1,7 @@
 """Training examples and their deterministic order.
 
-- Fine-tuning reads a "training-set" artifact (``train.jsonl``, one query per line with its positives and mined
-  hard negatives; see INTERFACES.md).
+- Fine-tuning reads "training-set" artifacts (``train.jsonl``, one query per line with its positives and mined
+  hard negatives, as ``retr mine`` writes it; see docs/training.md).
 - LLaRA reads a passage corpus whose ids are ``<pageid>-<k>``: the passage following ``p-k`` is ``p-(k+1)``.
 
 The order is a pure function of (seed, micro-batch number): micro-batch ``m`` of a run is always the same
@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from retr.data.datasets import Dataset
+from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
 
 
@@ -49,9 +49,7 @@ class QueryGroup:
 def _contents(record: dict, where: str) -> str:
     if not isinstance(record, dict) or "text" not in record:
         raise DataError(f"{where}: a passage needs at least a 'text' field")
-    title = str(record.get("title") or "")
-    text = str(record["text"])
-    return f"{title} {text}".strip() if title else text
+    return Doc(str(record.get("id", "")), str(record.get("title") or ""), str(record["text"])).contents
 
 
 def read_training_set(path: Path, limit: int = 0) -> list[QueryExample]:

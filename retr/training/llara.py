@@ -23,59 +23,37 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from retr.training.modeling import Batch, lm_head, prompt_length, unwrap
+from retr.retrieval import prompts
+from retr.training.batch import JointBatch
+from retr.training.modeling import lm_head, prompt_length, unwrap
 
-PREFIX = '"'
-EBAE_PROMPT = '", summarize the above passage within {k} words: '
-EBAR_PROMPT = '", predict the following passage within {k} words: '
 MASKABLE = ("eager", "sdpa", "flex_attention")
-NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
-
-
-def _words(k: int) -> str:
-    """k as LLaRA writes it ("eight"), so k=8 gives exactly the paper's (and retr's "llara" preset's) prompts."""
-    return NUMBERS[k] if k < len(NUMBERS) else str(k)
-
-
-def placeholder_names(k: int) -> tuple[list[str], list[str]]:
-    names = [f"<s{i}>" for i in range(1, 2 * k + 1)]
-    return names[:k], names[k:]
 
 
 def add_placeholders(tokenizer, model: torch.nn.Module, k: int) -> tuple[list[int], list[int]]:
     """Add the 2k placeholder tokens (no-op when present, e.g. a LLaRA-adapted base) and size the embeddings."""
-    ebae, ebar = placeholder_names(k)
-    tokenizer.add_tokens(ebae + ebar, special_tokens=True)
+    ebae, ebar = prompts.llara_markers(k)
+    tokenizer.add_tokens(list(ebae + ebar), special_tokens=True)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
-    ids = tokenizer.convert_tokens_to_ids(ebae + ebar)
+    ids = tokenizer.convert_tokens_to_ids(list(ebae + ebar))
     return ids[:k], ids[k:]
 
 
-def encoder_templates(k: int) -> dict[str, str]:
-    """EncoderOptions templates of a LLaRA model: passages get the EBAE prompt, queries the EBAR prompt."""
-    ebae, ebar = placeholder_names(k)
-    return {
-        "passage_template": PREFIX + "{text}" + EBAE_PROMPT.format(k=_words(k)) + "".join(ebae),
-        "query_template": PREFIX + "{text}" + EBAR_PROMPT.format(k=_words(k)) + "".join(ebar),
-    }
-
-
-def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_length: int, k: int) -> Batch:
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_length: int, k: int) -> JointBatch:
     """Joint ``[passage][EBAE][EBAR]`` rows, right-padded, with segments, positions and BOW targets.
 
-    Each side is tokenised exactly as the encoder will (``tokenize_prompted`` with the templates of
-    :func:`encoder_templates`, the passage cut to ``max_length`` tokens); the two token lists share their common
-    prefix (the passage and the prompt's first tokens), which appears once. ``segments``: 0 shared, 1 EBAE,
-    2 EBAR, -1 padding. ``bow_self`` / ``bow_next``: unique target token ids, padded with -1.
+    Each side is tokenised exactly as the encoder will (``tokenize_prompted`` with the prompts of
+    :func:`retr.retrieval.prompts.llara`, the passage cut to ``max_length`` tokens); the two token lists share
+    their common prefix (the passage and the prompt's first tokens), which appears once.
     """
     from retr.retrieval.encoder import tokenize_prompted
 
-    templates = encoder_templates(k)
+    preset = prompts.llara(k)
     passages = [passage for passage, _ in pairs]
     sides = [
         tokenize_prompted(tokenizer, passages, t, max_length + prompt_length(tokenizer, t))
-        for t in (templates["passage_template"], templates["query_template"])
+        for t in (preset.passage, preset.query)
     ]
     special = set(tokenizer.all_special_ids)
 
@@ -97,19 +75,19 @@ def encode_pairs(tokenizer, pairs: list[tuple[str, str]], max_length: int, k: in
     def pad(seqs: list[list[int]], size: int, value: int) -> torch.Tensor:
         return torch.tensor([s + [value] * (size - len(s)) for s in seqs])
 
-    return {
-        "input_ids": pad(rows, width, tokenizer.pad_token_id),
-        "attention_mask": pad([[1] * len(r) for r in rows], width, 0),
-        "segments": pad(segments, width, -1),
-        "position_ids": pad(positions, width, 0),
-        "ebae_index": torch.tensor(ebae_index),
-        "ebar_index": torch.tensor(ebar_index),
-        "bow_self": pad(bows[0], n_bow, -1),
-        "bow_next": pad(bows[1], n_bow, -1),
-    }
+    return JointBatch(
+        input_ids=pad(rows, width, tokenizer.pad_token_id),
+        attention_mask=pad([[1] * len(r) for r in rows], width, 0),
+        segments=pad(segments, width, -1),
+        position_ids=pad(positions, width, 0),
+        ebae_index=torch.tensor(ebae_index),
+        ebar_index=torch.tensor(ebar_index),
+        bow_self=pad(bows[0], n_bow, -1),
+        bow_next=pad(bows[1], n_bow, -1),
+    )
 
 
-def joint_mask(model: torch.nn.Module, batch: Batch, dtype: torch.dtype):
+def joint_mask(model: torch.nn.Module, batch: JointBatch, dtype: torch.dtype):
     """The 4D mask: causal, padding, and 'a token sees the passage and its own prompt only'."""
     from transformers.masking_utils import create_causal_mask
 
@@ -119,7 +97,7 @@ def joint_mask(model: torch.nn.Module, batch: Batch, dtype: torch.dtype):
             f"LLaRA needs a custom 4D attention mask, which attn_implementation={config._attn_implementation!r} "
             f"does not take; load the model with one of {', '.join(MASKABLE)}"
         )
-    segments = batch["segments"]
+    segments = batch.segments
 
     def own_block(batch_idx, head_idx, q_idx, kv_idx):
         return (segments[batch_idx, kv_idx] == 0) | (segments[batch_idx, kv_idx] == segments[batch_idx, q_idx])
@@ -128,18 +106,18 @@ def joint_mask(model: torch.nn.Module, batch: Batch, dtype: torch.dtype):
     return create_causal_mask(
         config=config,
         inputs_embeds=torch.empty(*shape, 0, dtype=dtype, device=segments.device),
-        attention_mask=batch["attention_mask"],
+        attention_mask=batch.attention_mask,
         past_key_values=None,
-        position_ids=batch["position_ids"],
+        position_ids=batch.position_ids,
         and_mask_function=own_block,
     )
 
 
-def joint_hidden(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+def joint_hidden(model: torch.nn.Module, batch: JointBatch) -> torch.Tensor:
     """Last-layer states [batch, seq, dim] of the joint pass."""
     decoder = unwrap(model).get_decoder()
     mask = joint_mask(model, batch, model.get_input_embeddings().weight.dtype)
-    out = decoder(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"])
+    out = decoder(input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids)
     return out.last_hidden_state
 
 
@@ -151,17 +129,18 @@ def bow_loss(state: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) 
     return -(picked.sum(1) / valid.sum(1).clamp(min=1)).mean()
 
 
-def llara_losses(model: torch.nn.Module, batch: Batch, lm_weight: float = 0.0) -> dict[str, torch.Tensor]:
+def llara_losses(model: torch.nn.Module, batch: JointBatch, with_lm: bool = False) -> dict[str, torch.Tensor]:
+    """The unweighted parts: ``ebae``, ``ebar`` and, with ``with_lm``, the passage's next-token loss ``lm``."""
     hidden = joint_hidden(model, batch)
     rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
     head = lm_head(model)
-    ebae = bow_loss(hidden[rows, batch["ebae_index"]].mean(1), batch["bow_self"], head)
-    ebar = bow_loss(hidden[rows, batch["ebar_index"]].mean(1), batch["bow_next"], head)
-    parts = {"ebae": ebae, "ebar": ebar, "loss": (ebae + ebar) / 2}
-    if lm_weight:
-        passage = batch["segments"] == 0
+    parts = {
+        "ebae": bow_loss(hidden[rows, batch.ebae_index].mean(1), batch.bow_self, head),
+        "ebar": bow_loss(hidden[rows, batch.ebar_index].mean(1), batch.bow_next, head),
+    }
+    if with_lm:
+        passage = batch.segments == 0
         predicts = passage[:, :-1] & passage[:, 1:]
         logits = head(hidden[:, :-1][predicts]).float()
-        parts["lm"] = F.cross_entropy(logits, batch["input_ids"][:, 1:][predicts])
-        parts["loss"] = parts["loss"] + lm_weight * parts["lm"]
+        parts["lm"] = F.cross_entropy(logits, batch.input_ids[:, 1:][predicts])
     return parts

@@ -32,12 +32,14 @@ from typing import Any
 from tqdm import tqdm
 
 from retr.data.artifacts import Artifact, ArtifactWriter, config_dict
+from retr.data.options import option
 from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
 from retr.data.trec import positives, write_run
 from retr.indexing.bm25 import ensure_bm25_index
 from retr.retrieval.bm25_search import BM25Searcher
 from retr.retrieval.lucene import engine_info
+from retr.retrieval.search import MAX_K
 
 KIND = "training-set"
 TRAIN_FILE = "train.jsonl"
@@ -47,34 +49,40 @@ DENSE_RUN_FILE = "dense.trec"
 
 @dataclass
 class MineConfig:
-    dataset: str = "scifact"
-    split: str = "train"
-    out: Path = Path("runs/mine")
-    k: int = 100
-    k1: float = 0.9
-    b: float = 0.4
-    negatives: int = 8
-    rank_min: int = 10
-    rank_max: int = 100
-    min_relevance: int = 1
-    seed: int = 0
-    threads: int = 2
-    index_cache: Path | None = None
-    max_negative_ratio: float | None = None
-    index: Path | None = None
-    overwrite: bool = False
+    dataset: str = option("scifact", "Dataset spec with corpus, queries and qrels: a name under the data dir, a "
+                          "BEIR/MS MARCO dir or irds:<id>")
+    split: str = option("train", "Split whose queries and qrels are mined")
+    out: Path = option(Path("runs/mine"), "Output training-set artifact directory")
+    k: int = option(100, "BM25 hits retrieved per query (also written to bm25.trec)")
+    k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
+    b: float = option(0.4, "BM25 b (document-length normalization)")
+    negatives: int = option(8, "Hard negatives sampled per query")
+    rank_min: int = option(10, "Best BM25 rank (1-based, inclusive) a negative may have")
+    rank_max: int = option(100, "Worst BM25 rank (inclusive, <= k) a negative may have")
+    min_relevance: int = option(1, "Smallest qrels grade that counts as a positive")
+    max_negative_ratio: float | None = option(None, "Drop candidates scoring above this fraction of the best "
+                                              "positive's BM25 score (TopK-PercPos, e.g. 0.95). Default: no filter")
+    seed: int = option(0, "Seed of the per-query negative sampling")
+    threads: int = option(2, "Lucene indexing and search threads")
+    bm25_cache: Path | None = option(None, "Cache folder of BM25 indexes. Default: $RETR_HOME/bm25 or "
+                                     "~/.cache/retr/bm25")
+    index: Path | None = option(None, "Re-mine with a trained model: a dense-index artifact (built by `retr index` "
+                                "with that model over this corpus) searched instead of BM25; hits go to dense.trec")
+    overwrite: bool = option(False, "Replace an existing output artifact")
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        self.index_cache = None if self.index_cache is None else Path(self.index_cache)
+        self.bm25_cache = None if self.bm25_cache is None else Path(self.bm25_cache)
         self.index = None if self.index is None else Path(self.index)
-        if self.max_negative_ratio is not None and not 0 < self.max_negative_ratio:
-            raise ValueError(f"max_negative_ratio must be > 0 (e.g. 0.95), got {self.max_negative_ratio}")
+        if self.k > MAX_K or self.threads < 1:
+            raise ValueError(f"k must be <= {MAX_K} and threads >= 1")
         if not 1 <= self.rank_min <= self.rank_max <= self.k:
             raise ValueError(
                 "the negative window needs 1 <= rank_min <= rank_max <= k, "
                 f"got {self.rank_min}..{self.rank_max} with k={self.k}"
             )
+        if self.max_negative_ratio is not None and not 0 < self.max_negative_ratio <= 1:
+            raise ValueError(f"max_negative_ratio must be in (0, 1], got {self.max_negative_ratio}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
         if self.negatives > self.rank_max - self.rank_min + 1:
@@ -146,7 +154,7 @@ def mine(cfg: MineConfig) -> Path:
     config = config_dict(cfg)
 
     started = time.perf_counter()
-    index = ensure_bm25_index(cfg.dataset, cfg.index_cache) if cfg.index is None else _dense_index(cfg.index)
+    index = ensure_bm25_index(cfg.dataset, cfg.bm25_cache) if cfg.index is None else _dense_index(cfg.index)
     index_seconds = time.perf_counter() - started
     inputs = [index, dataset.as_input(cfg.split)]
     filtered = {"dropped": 0, "without_positive_score": 0}
@@ -164,6 +172,9 @@ def mine(cfg: MineConfig) -> Path:
 
         stats: dict[str, Any] = {"queries": len(queries)}
         stats.update(_write_training_set(writer.dir / TRAIN_FILE, queries, judged, picked, docs))
+        if stats["training_queries"] == 0:
+            raise DataError(f"{cfg.dataset}: no training query kept ({stats}); check the split's qrels and the "
+                            "negative window")
         judged_total = sum(len(judged.get(qid, ())) for qid in queries)
         stats.update(
             negatives_per_query=cfg.negatives,

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from retr.retrieval.attention import forward_hidden
-
-Batch = dict[str, torch.Tensor]
+from retr.training.batch import Batch
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

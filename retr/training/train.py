@@ -1,8 +1,10 @@
-"""``train(cfg) -> Path``: LLaRA adaptation or GRL-family fine-tuning of a base model into a "model" artifact.
+"""``train(cfg) -> Path``: train a base model with one objective (:mod:`retr.training.objectives`: LLaRA
+adaptation, or GRL-family fine-tuning) into a "model" artifact.
 
-The artifact (INTERFACES.md): ``adapter/`` (peft LoRA, plus the rows of added tokens), ``tokenizer/``,
-``encoder.json`` (base spec + EncoderOptions, so ``retr index --encoder <artifact>`` encodes exactly as training
-did), ``train_config.yaml`` (the resolved config, usable as ``--config``), ``train_log.jsonl`` and ``loss.png``.
+The artifact (docs/training.md): ``adapter/`` (peft LoRA, plus the rows of added tokens), ``tokenizer/``,
+``encoder.json`` (base spec, EncoderOptions and where the format came from, :mod:`retr.training.format`; so
+``retr index --encoder <artifact>`` encodes exactly as training did), ``train_config.yaml`` (the config, usable as
+``--config``), ``train_log.jsonl`` and ``loss.png``.
 
 Run it with ``torchrun --nproc-per-node N -m retr train ...`` for N processes (DDP; see docs/training.md).
 Checkpoints live in the artifact's tmp dir; re-running the same command after a crash or kill resumes exactly.
@@ -18,85 +20,55 @@ from pathlib import Path
 
 import torch
 
-from retr.data.artifacts import ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, sha256_json
-from retr.data.datasets import Dataset
-from retr.retrieval.hardware import resolve_precision  # auto: bf16 only where the hardware computes it
+from retr.data.artifacts import ArtifactError, ArtifactWriter, MANIFEST, config_dict, sha256_json
+from retr.retrieval.hardware import resolve_precision
 from retr.training import checkpoint
 from retr.training import distributed as D
+from retr.training import format as F
 from retr.training.base import base_spec, load_base
 from retr.training.config import TrainConfig
-from retr.training.data import PassagePair, QueryExample, Schedule, read_passage_pairs, read_training_set, sample_group
-from retr.training.llara import add_placeholders, encode_pairs, encoder_templates
-from retr.training.log import TrainLog, plot_losses
+from retr.training.data import Schedule
+from retr.training.log import NOT_LOSSES, TrainLog
 from retr.training.lora import apply_lora, trainable_parameters
 from retr.training.modeling import prompt_length, training_encoder
-from retr.training.step import Trainee, build_batch, run_micro_batch, to_device
+from retr.training.objectives import Objective, get as get_objective
+from retr.training.step import Trainee, run_micro_batch
 
-__all__ = ["TrainConfig", "train"]
-
-LLARA_DEFAULT_DATA = "wikipedia/passages.jsonl.gz"
-
-
-def _load_examples(cfg: TrainConfig) -> tuple[list[QueryExample] | list[PassagePair], dict]:
-    """The examples and the manifest input record of the data."""
-    if cfg.objective == "llara":
-        spec = cfg.data or LLARA_DEFAULT_DATA
-        return read_passage_pairs(spec, cfg.max_examples), Dataset(spec).as_input(None)
-    if not cfg.data:
-        raise ArtifactError("--data: fine-tuning needs a training-set artifact; make one with `retr mine`")
-    artifact = open_artifact(cfg.data, kind="training-set", verify=False)
-    artifact.verify(["train.jsonl"])
-    return read_training_set(artifact.file("train.jsonl"), cfg.max_examples), artifact.as_input()
+__all__ = ["TrainConfig", "train", "encoder_format"]
 
 
-def encoder_options(cfg: TrainConfig, tokenizer) -> dict:
-    """EncoderOptions of the trained model (field names of retr.retrieval.encoder.EncoderOptions)."""
-    options = {
-        "pooling": cfg.pooling,
-        "attention": cfg.attention,
-        "query_template": cfg.query_template,
-        "passage_template": cfg.passage_template,
-        "normalize": True,
-        "max_query_length": cfg.max_query_length,
-        "max_passage_length": cfg.max_passage_length,
-        "dtype": "auto",
-        "quantize": None,
-    }
-    if cfg.objective == "llara":
-        # LLaRA's prompts, causal attention and the mean of the k placeholder states (the last k tokens: the encoder
-        # truncates inside the text only, so the budgets grow by the prompt's length), as in training.
-        templates = encoder_templates(cfg.llara_tokens)
-        options.update(templates, attention="causal", pooling=f"last{cfg.llara_tokens}")
-        for side in ("query", "passage"):
-            budget = cfg.max_query_length if side == "query" else cfg.max_passage_length
-            options[f"max_{side}_length"] = budget + prompt_length(tokenizer, templates[f"{side}_template"])
-    return options
+def encoder_format(cfg: TrainConfig, tokenizer, objective: Objective | None = None) -> F.EncoderFormat:
+    """The embedding format of the trained model: objective > option > the starting model's > default."""
+    from retr.retrieval.backbone import artifact_encoder_json, is_model_artifact
+
+    objective = objective or get_objective(cfg.objective)
+    inherited = (artifact_encoder_json(cfg.model).get("options") or {}) if is_model_artifact(cfg.model) else {}
+    explicit = {name: getattr(cfg, name) for name in F.FIELDS}
+    return F.resolve(explicit, inherited, objective.required_format(cfg), lambda t: prompt_length(tokenizer, t),
+                     objective.name)
 
 
 class _Batches:
     """This process's share of global micro-batch ``m``, as tensors on the device."""
 
-    def __init__(self, examples, encoder, cfg: TrainConfig, ctx: D.Context):
+    def __init__(self, examples, objective: Objective, encoder, fmt: F.EncoderFormat, cfg: TrainConfig,
+                 ctx: D.Context):
         if cfg.batch_size % ctx.world:
             raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {ctx.world} processes")
-        self.examples, self.encoder, self.cfg, self.ctx = examples, encoder, cfg, ctx
+        self.examples, self.objective, self.encoder, self.fmt, self.cfg, self.ctx = (
+            examples, objective, encoder, fmt, cfg, ctx)
         self.schedule = Schedule(len(examples), cfg.batch_size, cfg.seed)
         self.local = cfg.batch_size // ctx.world
 
-    def __call__(self, m: int) -> dict:
+    def __call__(self, m: int):
         epoch, indices = self.schedule.batch(m)
         mine = indices[self.ctx.rank * self.local : (self.ctx.rank + 1) * self.local]
-        cfg = self.cfg
-        if cfg.objective == "llara":
-            pairs = [(self.examples[i].passage, self.examples[i].next) for i in mine]
-            mb = encode_pairs(self.encoder.tokenizer, pairs, cfg.max_passage_length, cfg.llara_tokens)
-        else:
-            groups = [sample_group(self.examples[i], cfg.negatives, cfg.seed, epoch, i) for i in mine]
-            mb = build_batch(groups, self.encoder, cfg)
-        return to_device(mb, self.ctx.device)
+        mb = self.objective.build(self.examples, mine, epoch, self.encoder, self.fmt, self.cfg)
+        return mb.to(self.ctx.device)
 
 
 def _precision(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast or a no-op; ``auto`` takes bf16 only where the hardware computes it natively."""
     bf16 = resolve_precision(cfg.precision, device.type) == "bf16"
     return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
@@ -112,41 +84,48 @@ def train(cfg: TrainConfig) -> Path:
     if (cfg.out / MANIFEST).exists() and not cfg.overwrite:
         raise ArtifactError(f"{cfg.out}: already exists; pass --overwrite or choose another output")
 
-    examples, data_input = _load_examples(cfg)
+    objective = get_objective(cfg.objective)
+    examples, data_inputs = objective.load(cfg)
     torch.manual_seed(cfg.seed)  # identical initialisation (new token rows, LoRA A) on every process
     model, tokenizer, base_input = load_base(cfg.model)
     model.config.use_cache = False
-    new_tokens = sum(add_placeholders(tokenizer, model, cfg.llara_tokens), []) if cfg.objective == "llara" else None
+    new_tokens = objective.new_tokens(tokenizer, model, cfg)
+    fmt = encoder_format(cfg, tokenizer, objective)  # after new tokens: a prompt's length counts them as one each
     model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, new_tokens)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(ctx.device).train()
     params = trainable_parameters(model)
-    encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
-    batches = _Batches(examples, encoder, cfg, ctx)
+    encoder = training_encoder(model, tokenizer, fmt.options)
+    batches = _Batches(examples, objective, encoder, fmt, cfg, ctx)
     steps = total_steps(cfg, batches.schedule.per_epoch)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps), steps)
-    module = D.wrap(Trainee(model, encoder, cfg, ctx), ctx)
+    module = D.wrap(Trainee(model, encoder, objective, cfg, ctx), ctx)
 
     config = config_dict(cfg)
-    inputs = [base_input, data_input]
+    inputs = [base_input, *data_inputs]
     fingerprint = sha256_json({"config": config, "inputs": inputs, "world": ctx.world})
-    writer = ArtifactWriter(cfg.out, "model", config, inputs, overwrite=cfg.overwrite) if ctx.main else None
+    writer = None
+    if ctx.main:
+        writer = ArtifactWriter(cfg.out, "model", config, inputs, overwrite=cfg.overwrite,
+                                extra={"encoder_format": fmt.record()})
     with writer or nullcontext():
         workdir = Path(D.broadcast(str(writer.dir) if writer else None, ctx))
         start = checkpoint.restore(workdir, params, optimizer, scheduler, fingerprint, ctx)
         if start == 0:
             torch.manual_seed(cfg.seed + 1 + ctx.rank)  # dropout stream of this process
-        log = TrainLog(workdir / "train_log.jsonl", start) if ctx.main else None
+        board = workdir / "tensorboard" if cfg.report_to == "tensorboard" else None
+        log = TrainLog(workdir / "train_log.jsonl", start, board) if ctx.main else None
         seconds = _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, log, workdir, fingerprint)
         if ctx.main:
             assert writer is not None and log is not None
             records = log.records()
-            _write_model(writer.dir, model, tokenizer, cfg)
-            plot_losses(records, writer.dir / "loss.png", f"retr train --objective {cfg.objective}")
+            _write_model(writer.dir, model, tokenizer, cfg, fmt)
+            log.checkpoint(_title(cfg))
+            log.close()
             checkpoint.remove(writer.dir)
             writer.metrics.update(_metrics(records, params, len(examples), steps, ctx))
             writer.metrics["precision"] = resolve_precision(cfg.precision, ctx.device.type)
@@ -154,6 +133,10 @@ def train(cfg: TrainConfig) -> Path:
             writer.timing.update(train_seconds=round(seconds, 3), samples_per_s=round(samples / max(seconds, 1e-9), 3))
     D.barrier(ctx)
     return cfg.out
+
+
+def _title(cfg: TrainConfig) -> str:
+    return f"retr train --objective {cfg.objective}"
 
 
 def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, log, workdir, fingerprint) -> float:
@@ -171,15 +154,15 @@ def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, 
             logged = run_micro_batch(module, mb, cfg, ctx, sync=last, scale=1.0 / cfg.grad_accum, autocast=autocast)
             for k, v in logged.items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm or float("inf"))
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         record = D.mean_over_processes(sums, ctx)
         elapsed = time.perf_counter() - t0
         record = {"step": step + 1, **{k: round(v, 6) for k, v in record.items()}}
-        record.update(lr=scheduler.get_last_lr()[0], samples_per_s=round(cfg.batch_size * cfg.grad_accum / elapsed, 3))
+        record.update(lr=scheduler.get_last_lr()[0], samples_per_s=round(cfg.batch_size * cfg.grad_accum / elapsed, 3),
+                      grad_norm=round(float(grad_norm), 6))
         if log is not None:
             log.write(record)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "lr")}, refresh=False)
@@ -187,16 +170,18 @@ def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, 
         done = step + 1
         if done < steps and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             checkpoint.save(workdir, done, params, optimizer, scheduler, fingerprint, ctx)
+            if log is not None:
+                log.checkpoint(_title(cfg))
     bar.close()
     return time.perf_counter() - began
 
 
-def _write_model(directory: Path, model, tokenizer, cfg: TrainConfig) -> None:
+def _write_model(directory: Path, model, tokenizer, cfg: TrainConfig, fmt: F.EncoderFormat) -> None:
     import yaml
 
     model.save_pretrained(directory / "adapter", save_embedding_layers=False)
     tokenizer.save_pretrained(directory / "tokenizer")
-    encoder = {"base": base_spec(cfg.model), "adapter": "adapter", "options": encoder_options(cfg, tokenizer)}
+    encoder = {"base": base_spec(cfg.model), "adapter": "adapter", "options": fmt.options, "format": fmt.record()}
     (directory / "encoder.json").write_text(json.dumps(encoder, indent=2) + "\n")
     (directory / "train_config.yaml").write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
 
@@ -211,5 +196,5 @@ def _metrics(records: list[dict], params: dict, n_examples: int, steps: int, ctx
         "trainable_parameters": sum(p.numel() for p in params.values()),
         "first_loss": first.get("loss"),
         "final_loss": last.get("loss"),
-        "final_parts": {k: v for k, v in last.items() if k not in ("step", "lr", "samples_per_s", "loss")},
+        "final_parts": {k: v for k, v in last.items() if k not in NOT_LOSSES | {"loss"}},
     }

@@ -40,7 +40,7 @@ def mined(scifact: str, scifact_index: Artifact, tmp_path_factory: pytest.TempPa
     cache = scifact_index.path.parent
     base = tmp_path_factory.mktemp("mine")
     return {
-        name: mine(MineConfig(dataset=scifact, split="train", out=base / name, seed=seed, index_cache=cache))
+        name: mine(MineConfig(dataset=scifact, split="train", out=base / name, seed=seed, bm25_cache=cache))
         for name, seed in (("a", 0), ("b", 0), ("c", 1))
     }
 

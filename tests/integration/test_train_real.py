@@ -13,21 +13,21 @@ from retr.data.artifacts import open_artifact
 from retr.training.config import TrainConfig
 from retr.training.data import read_passage_pairs, read_training_set
 from retr.training.train import train
-from tests.unit.training.helpers import make_tiny_model
+from tests.unit.tiny_models import make_tiny_model
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"), "llama")
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"), "llama", tied=True, max_positions=512)
 
 
 def test_grl_on_a_mined_scifact_training_set(data_dir: Path, tiny: Path, tmp_path: Path) -> None:
     from retr.training.mining import MineConfig, mine
 
     mined = mine(MineConfig(dataset="scifact", split="train", out=tmp_path / "mined", negatives=4,
-                            index_cache=tmp_path / "cache"))
+                            bm25_cache=tmp_path / "cache"))
     examples = read_training_set(mined / "train.jsonl")
     assert len(examples) > 500 and all(len(e.negatives) == 4 for e in examples)
     out = train(TrainConfig(objective="grl", data=str(mined), model=str(tiny), out=tmp_path / "grl", negatives=3,

@@ -28,13 +28,15 @@ def retr(*args: object, cwd: Path, timeout: int = 600, env: dict[str, str] | Non
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    """A user mistake: exit 2, no traceback, one non-empty line on stderr containing every word (case-insensitive)."""
+    """A user mistake: exit 2, no traceback, one error line (the last on stderr; progress bars may precede it)
+    containing every word (case-insensitive)."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, f"exit {result.returncode}, stderr:\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, f"expected one line, got:\n{result.stderr}"
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], f"expected one error line, last, got:\n{result.stderr}"
     for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
+        assert word.lower() in errors[0].lower(), f"{word!r} not in {errors[0]!r}"
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -177,3 +177,16 @@ def test_default_model_is_converted_once_and_cached(tmp_path: Path, monkeypatch:
     # A killed conversion leaves an unmarked dir: the next call converts again and replaces it.
     (first / default_model.CACHE_MARK).unlink()
     assert default_model.default_model_dir() == first and len(calls) == 2
+
+
+def test_declared_max_length_comes_from_the_sentence_transformers_config(tiny_dirs, tmp_path: Path) -> None:
+    from retr.retrieval.backbone import declared_max_length
+
+    assert declared_max_length("minilm") == 256
+    assert declared_max_length("default") is None and declared_max_length(tiny_dirs["llama"]) is None
+    copy = tmp_path / "with-limit"
+    shutil.copytree(tiny_dirs["llama"], copy)
+    (copy / "sentence_bert_config.json").write_text('{"max_seq_length": 48}')
+    assert declared_max_length(copy) == 48
+    artifact, _, _ = make_model_artifact(tmp_path, copy, {})
+    assert declared_max_length(artifact) == 48

@@ -198,7 +198,7 @@ def test_cli_index_and_bm25_dispatch(setup, tmp_path: Path, monkeypatch) -> None
     assert options["pooling"] == "last" and options["query_template"].startswith("Instruct:")
     result = runner.invoke(app, ["index", "--corpus", str(setup["corpus"]), "--encoder", str(setup["model"]),
                                  "--out", str(out)])
-    assert result.exit_code == 1 and "already exists" in result.output
+    assert result.exit_code == 2 and "already exists" in result.output
     result = runner.invoke(app, ["index", "--corpus", str(setup["corpus"]), "--encoder", str(setup["model"]),
                                  "--out", str(tmp_path / "x"), "--pooling", "max"])
     assert result.exit_code == 2 and "unknown pooling" in result.output
@@ -219,3 +219,34 @@ def test_cli_index_and_bm25_dispatch(setup, tmp_path: Path, monkeypatch) -> None
     result = runner.invoke(app, ["index", "--corpus", "scifact", "--encoder", "bm25", "--out", str(tmp_path / "bm")])
     assert result.exit_code == 0, result.output
     assert [(c.corpus, Path(c.out)) for c in calls] == [("scifact", tmp_path / "bm")]
+
+
+def test_query_side_options_change_at_search_time_and_are_recorded(setup, reference: Path, tmp_path: Path) -> None:
+    from retr.retrieval.search import SearchConfig, search
+
+    queries = {q: text * 4 for q, text in QUERIES.items()}  # long enough for a budget of 4 tokens to bite
+    plain, short = search_dense(reference, queries, k=5), search_dense(reference, queries, k=5,
+                                                                      query_side={"max_query_length": 4})
+    assert plain != short
+    assert search_dense(reference, queries, k=5, query_side={"max_query_length": None}) == plain
+    assert search_dense(reference, queries, k=5, query_side={"query_template": "find: {text}"}) != plain
+    with pytest.raises(ArtifactError, match="max_passage_length would change the indexed vectors"):
+        search_dense(reference, queries, k=5, query_side={"max_passage_length": 8})
+    data = tmp_path / "qs"
+    data.mkdir()
+    (data / "corpus.jsonl").write_text(setup["corpus"].read_text())
+    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
+    out = search(SearchConfig(index=reference, queries=str(data), split=None, k=5, out=tmp_path / "run",
+                              max_query_length=4))
+    assert open_artifact(out).manifest["metrics"]["query_options"] == {"query_template": "{text}",
+                                                                       "max_query_length": 4}
+
+
+def test_the_query_budget_follows_the_models_declared_limit(setup, tmp_path: Path) -> None:
+    model = tmp_path / "declares"
+    shutil.copytree(setup["model"], model)
+    assert load_encoder(str(model)).options.max_query_length == 64  # no declaration: our default
+    (model / "sentence_bert_config.json").write_text('{"max_seq_length": 100}')
+    options = load_encoder(str(model)).options
+    assert (options.max_query_length, options.max_passage_length) == (100, 100)
+    assert load_encoder(str(model), max_query_length=20).options.max_query_length == 20

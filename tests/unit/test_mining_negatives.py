@@ -53,7 +53,7 @@ def test_ratio_must_be_positive() -> None:
 
 def test_mine_records_the_filter(tmp_path: Path) -> None:
     tiny = make_tiny_beir(tmp_path / "beir")
-    common = dict(dataset=str(tiny.root), k=40, rank_min=1, rank_max=40, negatives=2, index_cache=tmp_path / "c")
+    common = dict(dataset=str(tiny.root), k=40, rank_min=1, rank_max=40, negatives=2, bm25_cache=tmp_path / "c")
     plain = mine(MineConfig(out=tmp_path / "plain", **common))
     filtered = mine(MineConfig(out=tmp_path / "filtered", max_negative_ratio=0.8, **common))
     metrics = open_artifact(filtered, kind="training-set", verify=True).manifest["metrics"]
@@ -99,7 +99,7 @@ def test_remine_with_a_dense_index(dense_setup: dict[str, Path], tmp_path: Path)
 def test_remine_refuses_an_artifact_that_is_not_a_dense_index(tmp_path: Path) -> None:
     tiny = make_tiny_beir(tmp_path / "beir")
     bm25 = mine(MineConfig(dataset=str(tiny.root), out=tmp_path / "m", k=40, rank_min=1, rank_max=40, negatives=2,
-                           index_cache=tmp_path / "c"))
+                           bm25_cache=tmp_path / "c"))
     with pytest.raises(Exception, match="dense-index"):
         mine(MineConfig(dataset=str(tiny.root), out=tmp_path / "m2", index=bm25))
     assert not (tmp_path / "m2").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import textwrap
 from pathlib import Path
@@ -85,11 +87,37 @@ def test_second_run_skips_and_changes_rerun_downstream_only(tmp_path: Path, fake
     assert fake_stage.CALLS == ["counted"] * 4
 
 
-def test_bad_pipelines_are_refused(tmp_path: Path) -> None:
+BAD_PIPELINES = [
+    ("stages:\n  - {name: a, stage: count, with: {}}\n", "stage 'count' is not one of"),
+    ("stages:\n  - {name: a, stage: subset, with: {dataset: '@b'}}\n", "refers to @b"),
+    ("stages: [\n", "not a readable YAML file"),
+    ("stages: 5\n", "'stages' must be a non-empty list"),
+    ("stages: [5]\n", "stage #1: expected a mapping"),
+    ("stages:\n  - {name: a, stage: subset, with: [1, 2]}\n", "'with' must be a mapping"),
+    ("stages:\n  - {name: a, stage: subset}\nworkdri: x\n", "unknown key(s) workdri"),
+    ("stages:\n  - {name: a, stage: subset, with: {distractor: 3}}\n", "unknown option(s) distractor"),
+    ("stages:\n  - {name: ../../escape, stage: subset}\n", "must be letters, digits"),
+    ("stages:\n  - {name: '..', stage: subset}\n", "must be letters, digits"),
+    ("stages:\n  - {name: a, stage: subset}\n  - {name: a, stage: subset}\n", "used twice"),
+    ("- a\n", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_PIPELINES)
+def test_bad_pipelines_are_refused_before_any_stage_runs(tmp_path: Path, text: str, message: str) -> None:
+    from retr.data.errors import UsageError
+
     bad = tmp_path / "bad.yaml"
-    bad.write_text("stages:\n  - {name: a, stage: count, with: {}}\n")
-    with pytest.raises(ValueError, match="needs a name and a stage"):
+    bad.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(message)):
         Pipeline.load(bad)
-    bad.write_text("stages:\n  - {name: a, stage: subset, with: {dataset: '@b'}}\n")
-    with pytest.raises(ValueError, match="refers to @b"):
-        Pipeline.load(bad)
+
+
+def test_a_bad_stage_value_is_a_usage_error_naming_the_stage(tmp_path: Path) -> None:
+    from retr.data.errors import UsageError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"workdir: {tmp_path / 'w'}\nstages:\n  - {{name: m, stage: mine, with: {{k: ten}}}}\n")
+    with pytest.raises(UsageError, match="stage m: k must be an integer, got 'ten'"):
+        run_pipeline(Pipeline.load(bad), log=lambda line: None)
+    assert not (tmp_path / "w" / "m").exists()

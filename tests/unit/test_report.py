@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from retr.cli import app
 from retr.data.artifacts import ArtifactWriter, open_artifact
 from retr.data.datasets import Dataset
-from retr.data.errors import DataError
+from retr.data.errors import DataError, UsageError
 from retr.data.trec import write_run
 from retr.evaluation.metrics import evaluate
 from retr.evaluation.report import ScoreConfig, score
@@ -125,7 +125,7 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         score(ScoreConfig(runs=[str(run)], dataset=str(data), names=["a", "b"], out=tmp_path / "r3"))
     with pytest.raises(DataError, match="nothing to score"):
         score(ScoreConfig(out=tmp_path / "r4"))
-    with pytest.raises(DataError, match="--test"):
+    with pytest.raises(UsageError, match="--test"):
         score(ScoreConfig(runs=[str(run)], dataset=str(data), test="t", out=tmp_path / "r5"))
     (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 high tag\n")
     with pytest.raises(DataError, match="bad.trec:1"):
@@ -142,9 +142,9 @@ def test_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "| a | good | 1.0000 | 1.0000 |" in result.output and "report:" in result.output
     result = runner.invoke(app, ["score", str(run), "--out", str(tmp_path / "rep2")])
-    assert result.exit_code == 1 and "error: no qrels" in result.output
+    assert result.exit_code == 2 and "error: no qrels" in result.output
     result = runner.invoke(app, ["score", str(run), "--dataset", str(data), "--out", str(tmp_path / "rep")])
-    assert result.exit_code == 1 and "already exists" in result.output
+    assert result.exit_code == 2 and "already exists" in result.output
 
 
 def test_pipeline_score_stage(tmp_path: Path) -> None:

@@ -71,12 +71,21 @@ def tiny_config(arch: str, vocab_size: int):
     raise ValueError(arch)
 
 
-def make_tiny_model(directory: Path, arch: str = "llama", seed: int = 0) -> Path:
-    """Save a tiny random ``arch`` model and its tokenizer into ``directory``; returns it."""
+def make_tiny_model(directory: Path, arch: str = "llama", seed: int = 0, tied: bool = False,
+                    max_positions: int = 128) -> Path:
+    """Save a tiny random ``arch`` model and its tokenizer into ``directory``; returns it.
+
+    ``tied``: tied input/output embeddings, as SmolLM2 has (LLaRA's new token rows then reach the LM head through
+    peft's tied trainable tokens); ``max_positions``: room for prompted training rows.
+    """
     import torch
 
     tokenizer = train_tokenizer(encoder_style=arch == "bert")
     config, cls = tiny_config(arch, len(tokenizer))
+    if tied:
+        config.tie_word_embeddings = True
+    if hasattr(config, "max_position_embeddings"):
+        config.max_position_embeddings = max_positions
     torch.manual_seed(seed)
     model = cls(config)
     directory.mkdir(parents=True, exist_ok=True)

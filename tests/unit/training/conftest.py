@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.training.helpers import make_tiny_model, write_passages, write_training_set
+from tests.unit.tiny_models import make_tiny_model
+from tests.unit.training.helpers import write_passages, write_training_set
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", tied=True, max_positions=512)
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2")
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2", tied=True, max_positions=512)
 
 
 @pytest.fixture(scope="session")

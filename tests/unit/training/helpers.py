@@ -1,5 +1,5 @@
-"""Builders of the training tests' inputs (importable by unit and integration tests): tiny random Llama / Qwen2
-models with tied embeddings, a synthetic "training-set" artifact, a tiny passage corpus."""
+"""Builders of the training tests' inputs (importable by unit and integration tests): a synthetic "training-set"
+artifact and a tiny passage corpus (the tiny models come from tests/unit/tiny_models.py)."""
 
 from __future__ import annotations
 
@@ -21,23 +21,6 @@ FILLER = "the a of and in is was with for on".split()
 def _sentence(rng: random.Random, topic: str, n: int) -> str:
     words = TOPICS[topic].split()
     return " ".join(rng.choice(words) if rng.random() < 0.7 else rng.choice(FILLER) for _ in range(n))
-
-
-def make_tiny_model(directory: Path, arch: str = "llama") -> Path:
-    """The project's tiny random ``arch`` model (tests/unit/tiny_models.py) with tied input/output embeddings, as
-    SmolLM2 has (LLaRA's new token rows then reach the LM head through peft's tied trainable tokens)."""
-    import torch
-
-    from tests.unit.tiny_models import tiny_config, train_tokenizer
-
-    tokenizer = train_tokenizer()
-    config, cls = tiny_config(arch, len(tokenizer))
-    config.tie_word_embeddings = True
-    config.max_position_embeddings = 512
-    torch.manual_seed(0)
-    cls(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def write_training_set(out: Path, n_queries: int = 16, n_negatives: int = 4, seed: int = 0) -> Path:

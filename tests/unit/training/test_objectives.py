@@ -1,63 +1,80 @@
-"""The loss functions on hand-made tensors: each against a direct re-derivation or a known value."""
+"""Every registered objective, wired as ``retr train`` wires it (load, new tokens, format, build, run), learns a
+fixed micro-batch on a tiny model through LoRA (and added token rows) only, and logs exactly its parts.
+
+Adding an objective: one module in retr/training/objectives/ plus its line in PARTS below.
+"""
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
+import pytest
 import torch
-import torch.nn.functional as F
 
-from retr.training import objectives as O
+from retr.training.base import load_base
+from retr.training.config import TrainConfig
+from retr.training.distributed import Context
+from retr.training.lora import apply_lora, trainable_parameters
+from retr.training.modeling import training_encoder
+from retr.training.objectives import OBJECTIVES, REGISTRY, get
+from retr.training.step import Trainee
+from retr.training.train import encoder_format
+
+PARTS = {  # objective -> the parts it logs besides "loss" (at default weights)
+    "cl": {"cl"},
+    "sft": {"sft"},
+    "dpo": {"dpo"},
+    "kl": {"kl"},
+    "grl": {"cl", "dpo", "kl"},
+    "grl-sft": {"cl", "sft", "kl"},
+    "cl+sft": {"cl", "sft"},
+    "llara": {"ebae", "ebar"},
+}
 
 
-def test_info_nce_matches_per_query_softmax():
+def test_registry_lists_every_objective_once():
+    assert set(PARTS) == set(REGISTRY) and len(OBJECTIVES) == len(REGISTRY)
+    assert get("grl").needs_generation and get("grl").needs_embeddings
+    assert not get("cl").needs_generation and not get("sft").needs_embeddings
+
+
+def _wire(name, model_dir, data, **overrides):
+    values = dict(negatives=2, batch_size=4, chunk_size=3, max_query_length=16, max_passage_length=24,
+                  llara_tokens=2, lora_dropout=0.0, lora_r=4, lora_alpha=8)
+    cfg = TrainConfig(objective=name, model=str(model_dir), data=[str(data)], **{**values, **overrides})
+    objective = get(name)
+    examples, inputs = objective.load(cfg)
     torch.manual_seed(0)
-    q, p = torch.randn(3, 5), torch.randn(6, 5)  # 3 queries, groups of 2 (positive, negative)
-    loss = O.info_nce(q, p, 0.05)
-    expected = 0.0
-    for i in range(3):
-        sims = torch.tensor([F.cosine_similarity(q[i], p[j], dim=0) for j in range(6)]) / 0.05
-        expected += -(sims[2 * i] - torch.logsumexp(sims, 0))
-    assert math.isclose(float(loss), float(expected) / 3, rel_tol=1e-5)
+    model, tokenizer, _ = load_base(cfg.model)
+    new_tokens = objective.new_tokens(tokenizer, model, cfg)
+    fmt = encoder_format(cfg, tokenizer, objective)
+    model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, new_tokens).train()
+    encoder = training_encoder(model, tokenizer, fmt.options)
+    mb = objective.build(examples, [0, 1, 2, 3], 0, encoder, fmt, cfg)
+    return cfg, model, Trainee(model, encoder, objective, cfg, Context()), mb
 
 
-def test_info_nce_is_low_when_positives_align():
-    q = torch.eye(4)[:2]
-    p = torch.stack([torch.eye(4)[0], torch.eye(4)[2], torch.eye(4)[1], torch.eye(4)[3]])
-    assert float(O.info_nce(q, p, 0.05)) < 1e-6
-    assert float(O.info_nce(q, p.flip(0), 0.05)) > 1.0
-
-
-def test_kl_is_zero_when_distributions_are_equal_and_positive_otherwise():
-    emb = torch.tensor([[0.9, 0.1, -0.3], [0.2, 0.5, 0.4]])
-    # P_gen with gen_temperature equal to the retrieval temperature and the same scores: identical distributions
-    assert abs(float(O.kl(emb, emb.clone(), 0.05, 0.05))) < 1e-7
-    # a shift per query does not change a softmax either
-    assert abs(float(O.kl(emb, emb + torch.tensor([[3.0], [-1.0]]), 0.05, 0.05))) < 1e-6
-    assert float(O.kl(emb, emb.flip(1), 0.05, 0.05)) > 0.1
-
-
-def test_kl_matches_the_definition():
-    emb, gen = torch.tensor([[0.3, 0.1]]), torch.tensor([[-2.0, -1.0]])
-    p_rt = torch.softmax(emb / 0.05, -1)[0]
-    p_gen = torch.softmax(gen, -1)[0]
-    expected = sum(float(p_rt[i] * math.log(p_rt[i] / p_gen[i])) for i in range(2))
-    assert math.isclose(float(O.kl(emb, gen, 0.05, 1.0)), expected, rel_tol=1e-5)
-
-
-def test_dpo_is_log2_when_policy_equals_reference_and_prefers_positive():
-    pos, neg = torch.tensor([-10.0, -20.0]), torch.tensor([-12.0, -5.0])
-    assert math.isclose(float(O.dpo(pos, neg, pos, neg, 0.1)), math.log(2), rel_tol=1e-6)
-    better = float(O.dpo(pos + 5, neg - 5, pos, neg, 0.1))
-    assert better < math.log(2)
-    assert math.isclose(better, -math.log(1 / (1 + math.exp(-0.1 * 10))), rel_tol=1e-6)
-
-
-def test_sft_is_mean_token_nll():
-    assert math.isclose(float(O.sft(torch.tensor([-6.0, -2.0]), torch.tensor([3.0, 1.0]))), (2 + 2) / 2)
-
-
-def test_group_scores_take_own_group():
-    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    p = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 2.0]])
-    torch.testing.assert_close(O.group_scores(q, p), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_objective_learns_a_fixed_batch_through_lora_only(name, tiny_llama, training_set, passages):
+    cfg, model, module, mb = _wire(name, tiny_llama, passages if name == "llara" else training_set)
+    objective = module.objective
+    params = trainable_parameters(model)
+    assert params and all("lora_" in n or "trainable_tokens" in n for n in params)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.AdamW(params.values(), lr=1e-2)
+    weights = objective.weights(cfg)
+    losses = []
+    for step in range(12):
+        logged = objective.run(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=nullcontext)
+        assert set(logged) == {"loss", *PARTS[name]}
+        assert all(math.isfinite(v) for v in logged.values())
+        assert math.isclose(logged["loss"], sum(weights[k] * logged[k] for k in PARTS[name]), rel_tol=1e-6)
+        if step == 1:  # lora_B starts at 0, so lora_A's first gradient is 0; from then on every part moves
+            assert [n for n, p in params.items() if p.grad is None or not p.grad.abs().sum() > 0] == []
+        assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(logged["loss"])
+    assert losses[-1] < losses[0] - 1e-3, losses
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if not p.requires_grad)
