@@ -50,7 +50,8 @@ def main() -> None:
     import torch
 
     from retr.indexing.dense import load_embeddings
-    from retr.indexing.faiss_index import build_faiss, set_search_params
+    from retr.indexing.faiss_index import build_faiss
+    from retr.retrieval.dense_layout import set_search_params
 
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)

@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 WIKI = "wikipedia/passages.jsonl.gz"
 FAISS_SCRIPT = r"""
 import sys, time, numpy as np, faiss
-from retr.indexing.faiss_index import build_faiss, search_faiss, set_search_params
+from retr.indexing.faiss_index import build_faiss
+from retr.retrieval.dense_layout import search_faiss, set_search_params
 n, factory, params = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 rng = np.random.default_rng(0)
 centres = rng.standard_normal((1024, 384)).astype("float32")

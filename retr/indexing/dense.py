@@ -25,10 +25,7 @@ from retr.data.datasets import Dataset
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.indexing import encode as encoding
 from retr.indexing.faiss_index import build_faiss, save_faiss
-
-EMBEDDINGS = "embeddings"
-IDS = "ids.txt"
-INDEX = "index.faiss"
+from retr.retrieval.dense_layout import EMBEDDINGS, IDS, INDEX, KIND, SHARD_KIND
 # Config fields that do not change the vectors or the index: a merge ignores them when comparing shards.
 LOCAL_FIELDS = ("out", "overwrite", "shard", "threads", "gpu")
 
@@ -137,7 +134,7 @@ def build_index(config: IndexConfig) -> Path:
                        "sha256": cached_sha256(Path(config.doc_ids))})
     records = [item.as_input() if isinstance(item, Artifact) else item for item in inputs]
     settings = config_dict(config)
-    kind = "dense-index" if shard.count == 1 else "dense-shard"
+    kind = KIND if shard.count == 1 else SHARD_KIND
     fingerprint = sha256_json({"config": {k: v for k, v in settings.items() if k not in LOCAL_FIELDS},
                                "inputs": records})
     with ArtifactWriter(config.out, kind, settings, records, overwrite=config.overwrite) as writer:
@@ -212,7 +209,7 @@ def merge_shards(config: MergeConfig) -> Path:
     chunks = first.manifest["metrics"]["chunks"]
     settings = {**common, "out": str(config.out), "merged_shards": count, "gpu": config.gpu}
     inputs = _plain_inputs(first) + [seen[i] for i in range(count)]
-    with ArtifactWriter(config.out, "dense-index", settings, inputs, overwrite=config.overwrite) as writer:
+    with ArtifactWriter(config.out, KIND, settings, inputs, overwrite=config.overwrite) as writer:
         target = encoding.ChunkStore(writer.dir / EMBEDDINGS)
         for index in range(count):
             source = encoding.ChunkStore(seen[index].path / EMBEDDINGS)
@@ -242,7 +239,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def load_embeddings(index: Artifact | Path) -> tuple[list[str], np.ndarray]:
     """(ids, float32 [n, dim]) of a dense-index, in FAISS row order."""
-    artifact = index if isinstance(index, Artifact) else open_artifact(index, kind="dense-index")
+    artifact = index if isinstance(index, Artifact) else open_artifact(index, kind=KIND)
     artifact.verify(under=EMBEDDINGS)  # the vectors are read from here, not from the FAISS file
     store = encoding.ChunkStore(artifact.path / EMBEDDINGS)
     chunks = store.finished()

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from retr.data.artifacts import Artifact, ArtifactError, open_artifact
-
-Run = dict[str, dict[str, float]]
+from retr.data.trec import Run
+from retr.retrieval.dense_layout import IDS, INDEX, KIND, load_faiss, search_faiss
 
 
 def encoder_record(index: Artifact) -> dict[str, Any]:
@@ -63,13 +63,11 @@ def search_dense(index: Artifact | str | Path, queries: dict[str, str], k: int =
     """
     from tqdm.auto import tqdm
 
-    from retr.indexing.dense import IDS, INDEX
-    from retr.indexing.faiss_index import load_faiss, search_faiss
     from retr.retrieval.encoder import load_encoder
 
-    artifact = index if isinstance(index, Artifact) else open_artifact(index, kind="dense-index")
-    if artifact.kind != "dense-index":
-        raise ArtifactError(f"{artifact.path}: is a {artifact.kind!r} artifact, expected 'dense-index'")
+    artifact = index if isinstance(index, Artifact) else open_artifact(index, kind=KIND)
+    if artifact.kind != KIND:
+        raise ArtifactError(f"{artifact.path}: is a {artifact.kind!r} artifact, expected '{KIND}'")
     spec = check_encoder(artifact, encoder)
     artifact.verify([INDEX, IDS])
     model = load_encoder(spec, **query_options(artifact, query_side))

@@ -97,15 +97,8 @@ def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Ru
         from retr.retrieval.bm25_search import search_bm25
 
         return search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
-    try:
-        from retr.retrieval.dense_search import search_dense
-    except ModuleNotFoundError as error:
-        if error.name != "retr.retrieval.dense_search":
-            raise
-        raise ArtifactError(
-            f"{index.path}: is a dense index, but this retr has no dense search (module retr.retrieval.dense_search "
-            "is missing); install a retr build that includes it, or search a bm25-index"
-        ) from None
+    from retr.retrieval.dense_search import search_dense
+
     return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size,
                         query_side=query_side(cfg))
 
