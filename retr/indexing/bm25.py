@@ -11,7 +11,6 @@ order in which the indexing threads add documents changes no result.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact
+from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, retr_home
 from retr.data.datasets import Dataset
 from retr.data.errors import DataError
 from retr.retrieval.bm25_search import KIND, LUCENE_DIR, lucene_path
@@ -118,8 +117,7 @@ def _run_indexer(collection: Path, index: Path, threads: int) -> dict[str, int]:
 
 def default_cache_dir() -> Path:
     """``$RETR_HOME/bm25``, else ``~/.cache/retr/bm25``."""
-    home = os.environ.get("RETR_HOME")
-    return Path(home) / "bm25" if home else Path.home() / ".cache" / "retr" / "bm25"
+    return retr_home() / "bm25"
 
 
 def ensure_bm25_index(corpus_spec: str, cache_dir: Path | None = None) -> Artifact:

