@@ -128,3 +128,33 @@ def test_trec_run_round_trip_and_bad_lines(tmp_path: Path) -> None:
     (tmp_path / "bad.qrels").write_text("q1 0 d1 1\nq1 d1\n")
     with pytest.raises(DataError, match=r"bad\.qrels:2: "):
         read_qrels(tmp_path / "bad.qrels")
+
+
+def test_a_new_format_is_one_registered_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a layout touches one class: Dataset finds it through the registry and gives it the shared checks."""
+    from retr.data import formats
+
+    class CsvFormat(formats.DatasetFormat):
+        name = "csv"
+
+        @classmethod
+        def detect(cls, spec: str, path: Path) -> bool:
+            return path.is_file() and path.suffix == ".csv"
+
+        def corpus_path(self) -> Path | None:
+            return self.root
+
+        def docs(self):
+            for where, line in formats.numbered_lines(self.root):
+                doc_id, _, text = line.rstrip("\n").partition(",")
+                yield where, formats.Doc(doc_id, "", text)
+
+    monkeypatch.setattr(formats, "FORMATS", [*formats.FORMATS])
+    formats.register(CsvFormat)
+    (tmp_path / "c.csv").write_text("a,first\nb,second\na,again\n")
+    dataset = Dataset(str(tmp_path / "c.csv"))
+    assert dataset.format == "csv" and dataset.name == "c"
+    with pytest.raises(DataError, match=r"c\.csv:3: duplicate document id 'a'"):
+        list(dataset.corpus())
+    assert dataset.stats == {"docs": 2, "empty_texts": 0}
+    assert set(dataset.as_input()["files"]) == {"c.csv"}
