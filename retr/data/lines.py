@@ -20,7 +20,7 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[str, str]]:
     with handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a leading byte-order mark is dropped
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
                                 f"{error.start + 1}); re-encode the file as UTF-8") from None

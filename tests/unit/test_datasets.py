@@ -158,3 +158,15 @@ def test_a_new_format_is_one_registered_class(tmp_path: Path, monkeypatch: pytes
         list(dataset.corpus())
     assert dataset.stats == {"docs": 2, "empty_texts": 0}
     assert set(dataset.as_input()["files"]) == {"c.csv"}
+
+
+def test_crlf_and_byte_order_mark_read_as_plain_lines(tmp_path: Path) -> None:
+    root = write_beir(tmp_path / "crlf")
+    (root / "corpus.jsonl").write_bytes(b'\xef\xbb\xbf{"_id": "d1", "text": "a"}\r\n{"_id": "d2", "text": "b"}\r\n')
+    assert [d.id for d in Dataset(str(root)).corpus()] == ["d1", "d2"]
+    (tmp_path / "c.tsv").write_bytes(b"\xef\xbb\xbf1\tfirst\r\n2\tsecond\ttitle\r\n")
+    docs = list(Dataset(str(tmp_path / "c.tsv")).corpus())
+    assert [(d.id, d.text, d.title) for d in docs] == [("1", "first", ""), ("2", "second", "title")]
+    (tmp_path / "msmarco").mkdir()
+    (tmp_path / "msmarco" / "queries.dev.tsv").write_bytes(b"10\twhat\r\n")
+    assert Dataset(str(tmp_path / "msmarco")).queries("dev") == {"10": "what"}
