@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from retr.data.artifacts import ArtifactError, MANIFEST, atomic_write_text, config_dict, open_artifact, sha256_json
 from retr.data.errors import UsageError
-from retr.data.options import build_config
+from retr.data.options import build_config, check_names
 
 # stage -> (module, config class, entry point); imported only when the stage runs.
 STAGES: dict[str, tuple[str, str, str]] = {
@@ -129,10 +129,7 @@ def _entry(stage: str) -> tuple[type, Callable[[Any], Path]]:
 def _check_option_names(stage: str, options: dict[str, Any], where: str) -> None:
     """Unknown option names are refused before any stage runs (values are checked when the stage is built)."""
     config_class, _ = _entry(stage)
-    names = {f.name for f in dataclasses.fields(config_class)} - {"out"}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise UsageError(f"{where}: unknown option(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(names))}")
+    check_names(config_class, options, where, exclude=frozenset({"out"}))
 
 
 def _build(config_class: type, options: dict[str, Any], out: Path, where: str) -> Any:

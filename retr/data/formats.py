@@ -234,32 +234,33 @@ class MsMarcoFormat(DatasetFormat):
         return _first(self.root, names + [f"qrels.{split}.small.{ext}" for ext in ("tsv", "trec", "txt")])
 
 
+class CorpusFileFormat(DatasetFormat):
+    """A corpus that is one file, recognised by its ``suffixes``."""
+
+    suffixes: tuple[str, ...] = ()
+
+    @classmethod
+    def detect(cls, spec: str, path: Path) -> bool:
+        return path.is_file() and path.name.endswith(cls.suffixes)
+
+    def corpus_path(self) -> Path | None:
+        return self.root
+
+
 @register
-class JsonlFormat(DatasetFormat):
+class JsonlFormat(CorpusFileFormat):
     """A corpus file of JSON lines (``.jsonl``, ``.jsonl.gz``), e.g. ``wikipedia/passages.jsonl.gz``."""
 
     name = "jsonl"
-
-    @classmethod
-    def detect(cls, spec: str, path: Path) -> bool:
-        return path.is_file() and path.name.endswith((".jsonl", ".jsonl.gz"))
-
-    def corpus_path(self) -> Path | None:
-        return self.root
+    suffixes = (".jsonl", ".jsonl.gz")
 
 
 @register
-class TsvFormat(DatasetFormat):
+class TsvFormat(CorpusFileFormat):
     """A corpus file of ``id<TAB>text[<TAB>title]`` lines (``.tsv``, ``.tsv.gz``)."""
 
     name = "tsv"
-
-    @classmethod
-    def detect(cls, spec: str, path: Path) -> bool:
-        return path.is_file() and path.name.endswith((".tsv", ".tsv.gz"))
-
-    def corpus_path(self) -> Path | None:
-        return self.root
+    suffixes = (".tsv", ".tsv.gz")
 
 
 def _json_doc(line: str, where: str) -> Doc:

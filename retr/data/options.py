@@ -29,10 +29,7 @@ def build_config(cls: type, values: dict[str, Any], source: str = "options") -> 
 
     if not isinstance(values, dict):
         raise UsageError(f"{source}: expected a mapping of options, got {type(values).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise UsageError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    check_names(cls, values, source)
     hints = typing.get_type_hints(cls)
     for key, value in values.items():
         expected = _accepts(hints[key], value)
@@ -44,6 +41,16 @@ def build_config(cls: type, values: dict[str, Any], source: str = "options") -> 
         if isinstance(error, UsageError):
             raise
         raise UsageError(f"{source}: {error}") from None
+
+
+def check_names(cls: type, keys: Any, source: str, exclude: frozenset[str] = frozenset()) -> None:
+    """Refuse option names that are not fields of ``cls`` (minus ``exclude``), listing the known ones."""
+    from retr.data.errors import UsageError
+
+    names = {f.name for f in dataclasses.fields(cls)} - exclude
+    unknown = sorted(map(str, set(keys) - names))
+    if unknown:
+        raise UsageError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
 
 
 def _accepts(hint: Any, value: Any) -> str | None:

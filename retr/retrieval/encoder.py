@@ -278,13 +278,13 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
     unknown = set(option_overrides) - EncoderOptions.fields()
     if unknown:
         raise UsageError(f"unknown encoder option(s): {', '.join(sorted(unknown))}")
-    values: dict[str, Any] = {}
+    exported = Path(str(spec)).expanduser() / EXPORTED_OPTIONS  # a `retr export` dir keeps its format
+    saved: dict[str, Any] = {}
     if is_model_artifact(spec):
         saved = artifact_encoder_json(spec).get("options") or {}
-        values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
-    elif (Path(str(spec)).expanduser() / EXPORTED_OPTIONS).is_file():  # a `retr export` dir keeps its format
-        saved = json.loads((Path(str(spec)).expanduser() / EXPORTED_OPTIONS).read_text()).get("options") or {}
-        values.update({k: v for k, v in saved.items() if k in EncoderOptions.fields()})
+    elif exported.is_file():
+        saved = json.loads(exported.read_text()).get("options") or {}
+    values = {k: v for k, v in saved.items() if k in EncoderOptions.fields()}
     values.update({k: v for k, v in option_overrides.items() if v is not None})
     if "max_query_length" not in values:  # the model's own limit, when it declares one (MiniLM: 256)
         from retr.retrieval.backbone import declared_max_length
