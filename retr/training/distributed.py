@@ -20,9 +20,13 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Context:
+    """``distributed``: a process group exists (every torchrun launch, even of one process), so the model is a
+    DDP replica; ``world == 1`` without torchrun is a plain process."""
+
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
+    distributed: bool = False
 
     @property
     def main(self) -> bool:
@@ -35,11 +39,16 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+def launched_by_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def init(device: str = "auto") -> Context:
-    """Join the process group that torchrun describes in the environment; a single process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    """Join the process group that torchrun describes in the environment; a single process otherwise.
+
+    One process under torchrun joins a group too, so ``torchrun --nproc-per-node 1`` runs the DDP path of N GPUs."""
     target = resolve_device(device)
-    if world == 1:
+    if not launched_by_torchrun():
         return Context(0, 1, target)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if target.type == "cuda":
@@ -47,7 +56,12 @@ def init(device: str = "auto") -> Context:
         torch.cuda.set_device(target)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo")
-    return Context(dist.get_rank(), dist.get_world_size(), target)
+    return Context(dist.get_rank(), dist.get_world_size(), target, distributed=True)
+
+
+def describe(ctx: Context) -> dict[str, Any] | None:
+    """The manifest record of the process group: backend and world size (None for a plain process)."""
+    return {"backend": dist.get_backend(), "world": ctx.world} if ctx.distributed else None
 
 
 def gather_with_grad(x: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -90,7 +104,7 @@ def no_sync(module: torch.nn.Module, skip: bool):
 
 
 def wrap(module: torch.nn.Module, ctx: Context) -> torch.nn.Module:
-    if ctx.world == 1:
+    if not ctx.distributed:
         return module
     from torch.nn.parallel import DistributedDataParallel
 

@@ -131,6 +131,8 @@ def train(cfg: TrainConfig) -> Path:
             writer.metrics["precision"] = resolve_precision(cfg.precision, ctx.device.type)
             samples = (steps - start) * cfg.batch_size * cfg.grad_accum
             writer.timing.update(train_seconds=round(seconds, 3), samples_per_s=round(samples / max(seconds, 1e-9), 3))
+            if ctx.device.type == "cuda":
+                writer.timing["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
     D.barrier(ctx)
     return cfg.out
 
@@ -193,6 +195,7 @@ def _metrics(records: list[dict], params: dict, n_examples: int, steps: int, ctx
         "steps": steps,
         "examples": n_examples,
         "processes": ctx.world,
+        "distributed": D.describe(ctx),
         "trainable_parameters": sum(p.numel() for p in params.values()),
         "first_loss": first.get("loss"),
         "final_loss": last.get("loss"),
