@@ -44,9 +44,9 @@ def setups(demo_precision: str) -> dict[str, dict]:
     return out
 
 
-def text_tokens(mb: dict) -> int:
+def text_tokens(mb) -> int:
     """Non-padding tokens of the queries and candidate passages of one micro-batch."""
-    return sum(int(chunk["attention_mask"].sum()) for side in ("queries", "passages") for chunk in mb.get(side, []))
+    return sum(int(chunk["attention_mask"].sum()) for side in ("queries", "passages") for chunk in getattr(mb, side))
 
 
 def main() -> None:
@@ -67,8 +67,9 @@ def main() -> None:
     from retr.training.distributed import Context
     from retr.training.lora import apply_lora
     from retr.training.modeling import training_encoder
+    from retr.training.objectives import get as get_objective
     from retr.training.step import Trainee, build_batch, run_micro_batch
-    from retr.training.train import encoder_options
+    from retr.training.train import encoder_format
 
     torch.set_num_threads(args.threads)
     spec = args.model
@@ -92,13 +93,15 @@ def main() -> None:
         cfg = TrainConfig(**values)
         precision = resolve_precision(cfg.precision, "cpu")
         autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else None
-        encoder = training_encoder(model, tokenizer, encoder_options(cfg, tokenizer))
-        module = Trainee(model, encoder, cfg, Context())
+        objective = get_objective(cfg.objective)
+        fmt = encoder_format(cfg, tokenizer, objective)
+        encoder = training_encoder(model, tokenizer, fmt.options)
+        module = Trainee(model, encoder, objective, cfg, Context())
         walls, cpus, tokens = [], [], []
         for i in range(args.steps + 1):
             groups = [QueryGroup(rng.choice(queries), rng.choice(docs), tuple(rng.sample(docs, cfg.negatives)))
                       for _ in range(cfg.batch_size)]
-            mb = build_batch(groups, encoder, cfg)
+            mb = build_batch(groups, encoder, fmt, cfg, objective)
             start, start_cpu = time.perf_counter(), time.process_time()
             run_micro_batch(module, mb, cfg, Context(), sync=True, scale=1.0, autocast=autocast or nullcontext)
             optimizer.step()

@@ -7,6 +7,8 @@ skipped because unjudged relevant documents crowd there). The sample uses a rand
 ``(seed, query id)``, so a query's negatives do not depend on which other queries are mined, and the same config
 gives a byte-identical ``train.jsonl``.
 
+``max_queries`` mines a seeded random sample of the split's queries (e.g. 800 of NFCorpus' 2,590 train queries, so
+that a CPU run sees all its training data); the manifest counts the split's queries and the sampled ones.
 Queries are left out (and counted in the manifest metrics) when none of their judged positives is in the corpus,
 or when the window holds fewer than ``negatives`` non-positive hits. Search runs in batches of queries whose hits
 go straight to ``bm25.trec``; memory keeps only the sampled negatives, and one corpus pass fetches their texts.
@@ -60,6 +62,8 @@ class MineConfig:
     rank_min: int = option(10, "Best BM25 rank (1-based, inclusive) a negative may have")
     rank_max: int = option(100, "Worst BM25 rank (inclusive, <= k) a negative may have")
     min_relevance: int = option(1, "Smallest qrels grade that counts as a positive")
+    max_queries: int | None = option(None, "Mine a seeded random sample (--seed) of this many of the split's "
+                                     "queries, kept in the queries file's order. Default: every query")
     max_negative_ratio: float | None = option(None, "Drop candidates scoring above this fraction of the best "
                                               "positive's BM25 score (TopK-PercPos, e.g. 0.95). Default: no filter")
     seed: int = option(0, "Seed of the per-query negative sampling")
@@ -85,6 +89,8 @@ class MineConfig:
             raise ValueError(f"max_negative_ratio must be in (0, 1], got {self.max_negative_ratio}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1, got {self.max_queries}")
         if self.negatives > self.rank_max - self.rank_min + 1:
             raise ValueError(
                 f"{self.negatives} negatives cannot come from the {self.rank_max - self.rank_min + 1} ranks "
@@ -150,6 +156,8 @@ def mine(cfg: MineConfig) -> Path:
     """Mine BM25 hard negatives for ``cfg.split`` of ``cfg.dataset``; returns the training-set artifact path."""
     dataset = Dataset(cfg.dataset)
     queries = dataset.queries(cfg.split)
+    split_queries = len(queries)
+    queries = sample_queries(queries, cfg.max_queries, cfg.seed)
     judged = {qid: set(docs) for qid, docs in positives(dataset.qrels(cfg.split), cfg.min_relevance).items()}
     config = config_dict(cfg)
 
@@ -170,7 +178,7 @@ def mine(cfg: MineConfig) -> Path:
         wanted |= {doc_id for qid in queries for doc_id in judged.get(qid, ())}
         docs = _collect_docs(dataset, wanted)
 
-        stats: dict[str, Any] = {"queries": len(queries)}
+        stats: dict[str, Any] = {"queries": len(queries), "split_queries": split_queries}
         stats.update(_write_training_set(writer.dir / TRAIN_FILE, queries, judged, picked, docs))
         if stats["training_queries"] == 0:
             raise DataError(f"{cfg.dataset}: no training query kept ({stats}); check the split's qrels and the "
@@ -195,6 +203,15 @@ def mine(cfg: MineConfig) -> Path:
             search_queries_per_s=round(len(queries) / max(search_seconds, 1e-9), 1),
         )
     return cfg.out
+
+
+def sample_queries(queries: dict[str, str], n: int | None, seed: int) -> dict[str, str]:
+    """``n`` queries drawn with ``random.Random(seed)`` from the sorted ids, in the given order (all when ``n`` is None
+    or not smaller). A query's negatives are seeded by its own id, so they do not change with the sample."""
+    if n is None or n >= len(queries):
+        return queries
+    keep = set(random.Random(seed).sample(sorted(queries), n))
+    return {qid: text for qid, text in queries.items() if qid in keep}
 
 
 def _dense_index(path: Path) -> Artifact:

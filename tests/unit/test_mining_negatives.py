@@ -103,3 +103,26 @@ def test_remine_refuses_an_artifact_that_is_not_a_dense_index(tmp_path: Path) ->
     with pytest.raises(Exception, match="dense-index"):
         mine(MineConfig(dataset=str(tiny.root), out=tmp_path / "m2", index=bm25))
     assert not (tmp_path / "m2").exists()
+
+
+def test_max_queries_mines_a_seeded_sample_with_unchanged_negatives(tmp_path: Path) -> None:
+    tiny = make_tiny_beir(tmp_path / "beir")
+    common = dict(dataset=str(tiny.root), k=40, rank_min=1, rank_max=40, negatives=2, bm25_cache=tmp_path / "c")
+
+    def lines(path: Path) -> dict[str, dict]:
+        records = [json.loads(line) for line in (path / "train.jsonl").read_text().splitlines()]
+        return {r["query_id"]: r for r in records}
+
+    full = lines(mine(MineConfig(out=tmp_path / "full", **common)))
+    sample = mine(MineConfig(out=tmp_path / "sample", max_queries=6, **common))
+    metrics = open_artifact(sample, kind="training-set", verify=True).manifest["metrics"]
+    assert metrics["queries"] == 6 and metrics["split_queries"] == len(tiny.qrels["train"]) == 18
+    picked = lines(sample)
+    assert len(picked) <= 6 and set(picked) <= set(full)
+    for qid, record in picked.items():  # a query's negatives are its own (seeded by its id), sample or not
+        assert record == full[qid]
+    again = lines(mine(MineConfig(out=tmp_path / "again", max_queries=6, **common)))
+    other = lines(mine(MineConfig(out=tmp_path / "other", max_queries=6, **{**common, "seed": 5})))
+    assert list(again) == list(picked) and set(other) != set(picked)
+    with pytest.raises(ValueError, match="max_queries"):
+        MineConfig(max_queries=0)
