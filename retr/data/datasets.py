@@ -129,6 +129,23 @@ class Dataset:
             report["unknown_doc_ids"] = sum(1 for d in qrels.values() for doc in d if doc not in ids)
         return report
 
+    def self_hit_default(self, split: str | None = None) -> tuple[bool, str]:
+        """Whether a search should drop a hit whose document id equals its query id, and why.
+
+        BEIR's convention (its evaluation's ``ignore_identical_ids``, Pyserini's ``--remove-query`` regressions):
+        in ArguAna and Quora the queries are corpus documents under the same ids, and finding a query itself is no
+        answer. It is the default for BEIR-layout data, except where the qrels judge a document relevant to the
+        query of the same id (in ``split``, else in any split): then the two id spaces are separate numberings
+        (Cranfield: query 225 -> doc 225)."""
+        if not self.reader.self_hits:
+            return False, f"{self.format} data: queries are not corpus documents"
+        for name in [split] if split else self.splits():
+            same = sorted((q for q, docs in self.qrels(name).items() if docs.get(q, 0) > 0), key=str)
+            if same:
+                return False, (f"qrels {name} judge document {same[0]} relevant to query {same[0]}: query and "
+                               "document ids are separate numberings")
+        return True, "BEIR convention: a hit whose id is the query's own is the query (ignore_identical_ids)"
+
     # ---------------------------------------------------------------- identity
     def as_input(self, split: str | None = None) -> dict[str, Any]:
         """The manifest input record: the files used and a sha256 over their content hashes."""

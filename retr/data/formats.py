@@ -37,6 +37,7 @@ class DatasetFormat:
 
     name: ClassVar[str]
     judged_queries_only: ClassVar[bool] = False  # queries of a split = those its qrels judge (BEIR)
+    self_hits: ClassVar[bool] = False  # a hit whose id is the query's id is the query itself (BEIR's convention)
 
     def __init__(self, spec: str, root: Path | None) -> None:
         self.spec, self.root = spec, root
@@ -191,6 +192,7 @@ class BeirFormat(DatasetFormat):
 
     name = "beir"
     judged_queries_only = True
+    self_hits = True  # ArguAna, Quora: the queries are corpus documents with the same ids
 
     @classmethod
     def detect(cls, spec: str, path: Path) -> bool:

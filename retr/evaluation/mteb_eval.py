@@ -124,6 +124,8 @@ def make_task(dataset: Dataset, split: str):
             self.data_loaded = True
 
     LocalRetrievalTask.metadata = metadata
+    # the same self-hit convention as `retr search` on this data (MTEB's ArguAna/Quora tasks set it too)
+    LocalRetrievalTask.ignore_identical_ids = dataset.self_hit_default(split)[0]
     return LocalRetrievalTask()
 
 

@@ -29,7 +29,7 @@ from retr.evaluation.metrics import (
     score_runs,
 )
 from retr.evaluation.significance import CORRECTIONS, TESTS, pairwise
-from retr.evaluation.sources import QrelsSource, RunSource, name_runs, open_qrels, open_run
+from retr.evaluation.sources import QrelsSource, RunSource, check_qrels, name_runs, open_qrels, open_run
 
 
 @dataclass
@@ -62,6 +62,8 @@ class ScoreConfig:
     mteb: bool = option(False, "Also evaluate --encoder with mteb.evaluate on --dataset")
     encoder: str | None = option(None, "Encoder spec for --mteb: 'default', an HF id or local dir, or a model artifact")
     batch_size: int = option(32, "Encoding batch size for --mteb")
+    allow_changed_qrels: bool = option(False, "Score even when the qrels file a run was searched with has changed "
+                                       "since (recorded in the report); by default that is refused")
     overwrite: bool = option(False, "Replace an existing report at --out")
 
 
@@ -153,10 +155,12 @@ def score(config: ScoreConfig) -> Path:
     _check(config)
     sources = name_runs([open_run(spec) for spec in _as_list(config.runs)], _as_list(config.names))
     qrels = open_qrels(config.qrels, config.dataset, config.split, sources) if sources else None
+    qrels_check = check_qrels(sources, qrels, config.allow_changed_qrels) if qrels is not None else {}
     rel_level, reason = _rel_level(config, qrels)
     report: dict[str, Any] = {"metrics": [], "runs": {}, "significance": {"test": "none", "pairs": []}}
     if qrels is not None:
         report = _score_runs(config, sources, qrels, rel_level, reason)
+        report["qrels"]["since_search"] = qrels_check
     inputs = [source.record for source in sources] + ([qrels.record] if qrels else [])
     if config.mteb:
         from retr.evaluation.mteb_eval import evaluate_mteb
@@ -176,6 +180,7 @@ def score(config: ScoreConfig) -> Path:
         writer.metrics = {
             "runs": {name: run["scores"] for name, run in report["runs"].items()},
             "coverage": {name: run["coverage"] for name, run in report["runs"].items()},
+            **({"qrels_since_search": qrels_check} if qrels_check else {}),
             **({"mteb": report["mteb"]["scores"]} if "mteb" in report else {}),
         }
     return config.out

@@ -77,6 +77,7 @@ class QrelsSource:
     record: dict[str, Any]
     source: str  # what the report shows, and what the default relevance level is read from
     split: str | None
+    file: Path | None = None  # the qrels file read (None: a source without one, e.g. ir_datasets)
 
 
 def open_qrels(qrels: str | None, dataset: str | None, split: str | None, runs: list[RunSource]) -> QrelsSource:
@@ -84,7 +85,7 @@ def open_qrels(qrels: str | None, dataset: str | None, split: str | None, runs: 
     if qrels and Path(qrels).is_file():
         path = Path(qrels)
         record = {"kind": "qrels", "path": str(path.resolve()), "sha256": sha256_file(path)}
-        return QrelsSource(read_qrels(path), record, str(path), None)
+        return QrelsSource(read_qrels(path), record, str(path), None, path)
     spec = qrels or dataset
     lineage = next((run.dataset for run in runs if run.dataset), None)
     if spec is None and lineage is not None:
@@ -94,4 +95,43 @@ def open_qrels(qrels: str | None, dataset: str | None, split: str | None, runs: 
         raise DataError("no qrels: pass --qrels (a qrels file or dataset) or --dataset; plain run files name no dataset")
     split = split or "test"
     data = Dataset(spec)
-    return QrelsSource(data.qrels(split), data.as_input(split), spec, split)
+    return QrelsSource(data.qrels(split), data.as_input(split), spec, split, data.qrels_path(split))
+
+
+def _searched_qrels(run: RunSource) -> tuple[Path, str] | None:
+    """The qrels file the run's queries were chosen with at search time and its sha256 then (None: not recorded,
+    e.g. a plain run file, a search over every query, or a dataset no longer there)."""
+    record = run.dataset or {}
+    if not record.get("split") or not record.get("path"):
+        return None
+    try:
+        path = Dataset(record["path"]).qrels_path(record["split"])
+    except DataError:
+        return None
+    digest = (record.get("files") or {}).get(path.name) if path is not None else None
+    return (path, digest) if digest else None
+
+
+def check_qrels(runs: list[RunSource], qrels: QrelsSource, allow_changed: bool) -> dict[str, str]:
+    """Each run's qrels status: 'unchanged', 'changed' (the file the run was searched with was edited since),
+    'other' (scored against another qrels file, as asked) or 'unrecorded'. A changed file is refused unless
+    ``allow_changed``: the run's queries were picked by the old judgments, so its scores would mix two versions."""
+    status: dict[str, str] = {}
+    current = sha256_file(qrels.file) if qrels.file is not None else None
+    for run in runs:
+        searched = _searched_qrels(run)
+        if searched is None or qrels.file is None:
+            status[run.name] = "unrecorded"
+        elif current == searched[1]:
+            status[run.name] = "unchanged"
+        elif searched[0].resolve() != qrels.file.resolve():
+            status[run.name] = "other"
+        else:
+            status[run.name] = "changed"
+            if not allow_changed:
+                raise DataError(
+                    f"{qrels.file}: changed since run {run.name} was searched (sha256 {searched[1][:12]} then, "
+                    f"{current[:12]} now); re-run `retr search`, or pass --allow-changed-qrels to score against "
+                    "the qrels as they are now"
+                )
+    return status

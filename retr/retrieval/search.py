@@ -40,6 +40,10 @@ class SearchConfig:
     k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
     b: float = option(0.4, "BM25 b (document-length normalization)")
     threads: int = option(2, "BM25 search threads")
+    drop_self: bool | None = option(None, "Drop a hit whose document id is its query's id (BEIR's "
+                                    "ignore_identical_ids, Pyserini's --remove-query: in ArguAna and Quora the queries "
+                                    "are corpus documents). Default: yes for BEIR-layout data unless its qrels judge "
+                                    "such a pair relevant, else no")
     bm25_cache: Path | None = option(None, "Cache folder of BM25 indexes (searched without --index). "
                                      "Default: $RETR_HOME/bm25 or ~/.cache/retr/bm25")
     overwrite: bool = option(False, "Replace an existing output artifact")
@@ -62,12 +66,19 @@ def search(cfg: SearchConfig) -> Path:
     index = open_artifact(cfg.index, kind=INDEX_KINDS)
     dataset = Dataset(cfg.queries)
     queries = dataset.queries(cfg.split)
-    config = config_dict(cfg)
+    drop_self, why = (cfg.drop_self, "set by --drop-self/--no-drop-self") if cfg.drop_self is not None \
+        else dataset.self_hit_default(cfg.split)
+    config = {**config_dict(cfg), "drop_self": drop_self}  # the manifest holds the value used, not 'default'
     inputs = [index, dataset.as_input(cfg.split)]
     with ArtifactWriter(cfg.out, "run", config, inputs, overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()
         run = _dispatch(index, queries, cfg)
+        found = sum(qid in hits for qid, hits in run.items())
+        if drop_self:  # as Pyserini's --remove-query: k hits searched, the query's own id filtered out after
+            run = {qid: {doc: score for doc, score in hits.items() if doc != qid} for qid, hits in run.items()}
         seconds = time.perf_counter() - started
+        writer.metrics["self_hits"] = {"drop": drop_self, "why": why, "found": found,
+                                       "dropped": found if drop_self else 0}
         write_run(writer.dir / RUN_FILE, run, tag=f"retr-{index.kind.removesuffix('-index')}")
         writer.metrics.update(
             queries=len(queries),
