@@ -37,22 +37,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NUMBA_CACHE_DIR") or retr_home() / CACHE_SUBDIR)
 
 
+def dispatchers() -> list:
+    """The numba dispatchers whose machine code is cached: every one of ranx's modules (as imported so far) and
+    numba.typed's Dict/List entry points."""
+    from numba.core.dispatcher import Dispatcher
+
+    modules = [module for name, module in list(sys.modules.items()) if name == "ranx" or name.startswith("ranx.")]
+    modules += [importlib.import_module(name) for name in _NUMBA_TYPED]
+    found = {id(value): value for module in modules for value in list(vars(module).values())
+             if isinstance(value, Dispatcher)}  # fmt: skip
+    return list(found.values())
+
+
 @functools.cache
 def import_ranx() -> ModuleType:
     """``import ranx`` with numba's disk cache at :func:`cache_dir` for ranx's functions (once per process)."""
     os.environ["NUMBA_CACHE_DIR"] = str(cache_dir())
     from numba.core import config
-    from numba.core.dispatcher import Dispatcher
     from numba.core.errors import NumbaTypeSafetyWarning
 
     config.reload_config()  # numba may have been imported before the variable was set
     import ranx
 
     warnings.filterwarnings("ignore", category=NumbaTypeSafetyWarning)  # ranx's int64 -> uint64 index casts
-    modules = [module for name, module in list(sys.modules.items()) if name == "ranx" or name.startswith("ranx.")]
-    modules += [importlib.import_module(name) for name in _NUMBA_TYPED]
-    for module in modules:
-        for value in list(vars(module).values()):
-            if isinstance(value, Dispatcher):
-                value.enable_caching()  # (re)locates the cache under config.CACHE_DIR, as cache=True does
+    for dispatcher in dispatchers():
+        dispatcher.enable_caching()  # (re)locates the cache under config.CACHE_DIR, as cache=True does
     return ranx
