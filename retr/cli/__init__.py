@@ -30,7 +30,7 @@ class OneLineErrors(TyperGroup):
         args = list(sys.argv[1:] if args is None else args)
         where = f"retr {args[0]}" if args and not args[0].startswith("-") else "retr"
         try:
-            return super().main(args, prog_name or "retr", complete_var, standalone_mode=False, **extra)
+            result = super().main(args, prog_name or "retr", complete_var, standalone_mode=False, **extra)
         except NoArgsIsHelpError as error:
             typer.echo(error.ctx.get_help() if error.ctx else str(error))
             sys.exit(0)
@@ -38,6 +38,12 @@ class OneLineErrors(TyperGroup):
             message = error.format_message()
         except RetrError as error:
             message = str(error)
+        else:
+            # Without standalone mode Click *returns* the code of a typer.Exit (and of Ctrl-C: 130) instead of
+            # exiting with it; our commands return None, so an int here is such a code and must become the status.
+            if isinstance(result, int) and not isinstance(result, bool):
+                sys.exit(result)
+            return result
         typer.echo(f"{where}: error: {' '.join(message.split())}", err=True)
         sys.exit(2)
 

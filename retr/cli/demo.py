@@ -25,14 +25,14 @@ def command(
 
     from retr.cli.common import friendly_errors
     from retr.data.datasets import data_root
+    from retr.data.errors import DataError
     from retr.pipeline import Pipeline, run_pipeline
 
     root = data_root()
-    for needed in ("scifact", "wikipedia"):
-        if not (root / needed).exists():
-            typer.secho(f"error: {root / needed} not found: set RETR_DATA_DIR to the folder holding scifact/ and "
-                        "wikipedia/ (see ../shared/data/README.md)", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
+    missing = [name for name in ("scifact", "wikipedia") if not (root / name).exists()]
+    if missing:
+        raise DataError(f"{', '.join(str(root / name) for name in missing)} not found: set RETR_DATA_DIR to the "
+                        "folder holding scifact/ and wikipedia/ (see ../shared/data/README.md)")
     with friendly_errors():
         pipeline = Pipeline.load(config, workdir)
         typer.echo(f"retr demo: {len(pipeline.stages)} stages, data from {root}, artifacts in {pipeline.workdir}")

@@ -51,10 +51,12 @@ def command(**options: Any) -> None:
 
         cfg = build_config(SearchConfig, options.get("config"), NAME, **given(options))
         if cfg.index is None:
+            from retr.data.artifacts import check_output
             from retr.data.datasets import Dataset
             from retr.indexing.bm25 import ensure_bm25_index
 
-            Dataset(cfg.queries).queries(cfg.split)  # bad queries are refused before an index is built for them
+            check_output(cfg.out, "run", cfg.overwrite)  # a refused --out, and bad queries, before an index is built
+            Dataset(cfg.queries).queries(cfg.split)
             cfg.index = ensure_bm25_index(cfg.queries, cfg.bm25_cache).path
             typer.echo(f"index: BM25 index of {cfg.queries} at {cfg.index}", err=True)
         path = search(cfg)

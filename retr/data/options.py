@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 
@@ -35,6 +36,9 @@ def build_config(cls: type, values: dict[str, Any], source: str = "options") -> 
         expected = _accepts(hints[key], value)
         if expected:
             raise UsageError(f"{source}: {key} must be {expected}, got {value!r}")
+    # one item where a list is expected (YAML `splits: test`) is a list of one, never a string to iterate
+    values = {key: [value] if isinstance(value, (str, Path)) and _is_list(hints[key]) else value
+              for key, value in values.items()}
     try:
         return cls(**values)
     except (ValueError, TypeError) as error:
@@ -51,6 +55,13 @@ def check_names(cls: type, keys: Any, source: str, exclude: frozenset[str] = fro
     unknown = sorted(map(str, set(keys) - names))
     if unknown:
         raise UsageError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+
+
+def _is_list(hint: Any) -> bool:
+    """Whether the type ``hint`` is a list (or tuple), alone or in a union (``list[str] | None``)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_list(arg) for arg in typing.get_args(hint))
+    return typing.get_origin(hint) in (list, tuple) or hint in (list, tuple)
 
 
 def _accepts(hint: Any, value: Any) -> str | None:

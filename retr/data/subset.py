@@ -25,6 +25,14 @@ class SubsetConfig:
     seed: int = 13
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.splits = [self.splits] if isinstance(self.splits, str) else [str(s) for s in self.splits]
+        if not self.splits or not all(s.strip() for s in self.splits):
+            raise ValueError("splits must name at least one qrels split (e.g. [test])")
+        if self.distractors < 0:
+            raise ValueError(f"distractors must be >= 0, got {self.distractors}")
+
 
 def make_subset(config: SubsetConfig) -> Path:
     source = Dataset(config.dataset)

@@ -29,6 +29,7 @@ import numpy as np
 
 from retr.data.errors import DataError
 from retr.data.trec import Qrels, Run
+from retr.evaluation.ranx_kernels import import_ranx
 
 DEFAULT_METRICS = ["mrr@10", "ndcg@10", "recall@100", "recall@1000", "map"]
 GRADED = {"ndcg", "dcg", "ndcg_burges", "dcg_burges"}
@@ -126,15 +127,6 @@ def query_set(
     return sorted(ids)
 
 
-def _quiet_numba() -> None:
-    try:
-        from numba.core.errors import NumbaTypeSafetyWarning
-
-        warnings.filterwarnings("ignore", category=NumbaTypeSafetyWarning)
-    except ImportError:  # pragma: no cover - numba always comes with ranx
-        pass
-
-
 @dataclass
 class Scored:
     """Per-query scores of several runs over one query set, with ranx's pairwise p-values."""
@@ -160,9 +152,7 @@ def score_runs(
     ``metrics`` are resolved ranx strings; ``stat_test`` is passed to ranx ("student" or "tukey", see
     :mod:`retr.evaluation.significance` for why "fisher" is not taken from ranx).
     """
-    import ranx
-
-    _quiet_numba()
+    ranx = import_ranx()  # numba's compiled code cached on disk (see retr.evaluation.ranx_kernels)
     if not queries:
         raise DataError("no judged query to score (the qrels are empty, or the runs share no judged query)")
     wanted = set(queries)

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from retr.data.options import option
-from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, MANIFEST, config_dict, open_artifact, sha256_json
+from retr.data.artifacts import (Artifact, ArtifactError, ArtifactWriter, MANIFEST, check_output, config_dict,
+                                 open_artifact, sha256_json)
 from retr.data.datasets import Dataset
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.indexing import encode as encoding
@@ -116,6 +117,7 @@ def build_index(config: IndexConfig) -> Path:
     from retr.retrieval.encoder import load_encoder
 
     shard = encoding.Shard.parse(config.shard)
+    check_output(config.out, KIND if shard.count == 1 else SHARD_KIND, config.overwrite)  # before the model loads
     if config.threads:
         import faiss
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from retr.data.options import option
 from retr.retrieval import prompts
-from retr.retrieval.encoder import EXPORTED_OPTIONS as EXPORT_JSON
 
 FORMATS = ("hf", "peft")
 MTEB_JSON = "mteb_model_meta.json"
@@ -81,7 +80,7 @@ def export_encoder(spec: str, out: Path, format: str = "hf", **options: Any) -> 
 
     ``options`` override the encoder options (as for ``load_encoder``). Returns the ``retr_encoder.json`` record.
     """
-    from retr.retrieval.encoder import load_encoder
+    from retr.retrieval.encoder import EXPORTED_OPTIONS as EXPORT_JSON, load_encoder  # torch: only when exporting
 
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")

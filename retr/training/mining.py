@@ -33,7 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from retr.data.artifacts import Artifact, ArtifactWriter, config_dict
+from retr.data.artifacts import Artifact, ArtifactWriter, check_output, config_dict
 from retr.data.options import option
 from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
@@ -154,6 +154,7 @@ def filter_stats(hits: list[Hit], judged: set[str], cfg: MineConfig) -> tuple[in
 
 def mine(cfg: MineConfig) -> Path:
     """Mine BM25 hard negatives for ``cfg.split`` of ``cfg.dataset``; returns the training-set artifact path."""
+    check_output(cfg.out, KIND, cfg.overwrite)  # before the BM25 index is built or the search runs
     dataset = Dataset(cfg.dataset)
     queries = dataset.queries(cfg.split)
     split_queries = len(queries)

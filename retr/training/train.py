@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from retr.data.artifacts import ArtifactError, ArtifactWriter, MANIFEST, config_dict, sha256_json
+from retr.data.artifacts import ArtifactWriter, check_output, config_dict, sha256_json
 from retr.retrieval.hardware import resolve_precision
 from retr.training import checkpoint
 from retr.training import distributed as D
@@ -78,11 +78,10 @@ def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
 
 
 def train(cfg: TrainConfig) -> Path:
+    check_output(cfg.out, "model", cfg.overwrite)  # before any data or model is loaded
     ctx = D.init(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if (cfg.out / MANIFEST).exists() and not cfg.overwrite:
-        raise ArtifactError(f"{cfg.out}: already exists; pass --overwrite or choose another output")
 
     objective = get_objective(cfg.objective)
     examples, data_inputs = objective.load(cfg)
