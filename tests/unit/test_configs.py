@@ -23,3 +23,16 @@ def test_config_options_match_the_stage_configs(path: Path) -> None:
         config_class, _ = _entry(spec.stage)
         names = {f.name for f in dataclasses.fields(config_class)}
         assert set(spec.options) <= names, (spec.name, sorted(set(spec.options) - names))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_stage_config_builds(path: Path, tmp_path: Path) -> None:
+    """Values too: each stage's config is built as `retr run` builds it (refs resolved to their output folders), so
+    a bad value (a negative window, an unknown objective or precision) fails here rather than hours into a run."""
+    from retr.pipeline import _build, _resolve
+
+    pipeline = Pipeline.load(path, tmp_path)
+    outputs = {spec.name: tmp_path / spec.name for spec in pipeline.stages}
+    for spec in pipeline.stages:
+        config_class, _ = _entry(spec.stage)
+        _build(config_class, _resolve(spec.options, outputs), outputs[spec.name], f"stage {spec.name}")

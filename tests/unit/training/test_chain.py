@@ -127,3 +127,20 @@ def test_llara_then_cl_keeps_the_format_and_indexing_pools_what_training_pooled(
     flipped = training_encoder(model, tokenizer, {**options, "attention": other})
     with torch.no_grad():
         assert not np.allclose(flipped.encode(texts, "passage"), expected, atol=1e-4)
+
+
+def test_llara_continues_from_a_llara_artifact(llara_model, passages, tmp_path):
+    """The study's LLaRA curve trains in segments (configs/study-cpu.yaml): LLaRA from a LLaRA artifact reuses its
+    placeholders (no second set), keeps the format and trains a new adapter on top of the merged one."""
+    from retr.retrieval.encoder import load_encoder
+
+    out = train(_cfg(llara_model, passages, tmp_path / "llara-2", objective="llara", llara_tokens=K,
+                     max_passage_length=TEXT_BUDGET["passage"], seed=1))
+    first = json.loads((llara_model / "encoder.json").read_text())
+    second = json.loads((out / "encoder.json").read_text())
+    assert second["options"] == first["options"] and second["base"] == str(llara_model.resolve())
+    vocab = [len(json.loads((m / "tokenizer" / "tokenizer.json").read_text())["added_tokens"]) for m in (llara_model, out)]
+    assert vocab[0] == vocab[1]
+    texts = ["star planet orbit rocket", "bread cheese apple soup butter"]
+    before, after = load_encoder(str(llara_model), device="cpu"), load_encoder(str(out), device="cpu")
+    assert not np.allclose(before.encode(texts, "passage"), after.encode(texts, "passage"), atol=1e-4)
