@@ -11,6 +11,8 @@ stages:
 A stage is skipped (and says so) when its artifact exists and its stamp ``<workdir>/<name>.stage.json`` matches
 the resolved config, the manifest hashes of the artifacts it reads, and the artifact's own manifest hash. So a
 changed option re-runs that stage, which gives it a new manifest hash, which re-runs everything downstream.
+An option added to retr after the stage ran, at its default, does not count as a change: new options default to
+the old behaviour, and a study that spans sessions and retr versions must not redo hours of finished stages.
 ``--from NAME`` forces NAME and every later stage to re-run.
 """
 
@@ -140,8 +142,38 @@ def _build(config_class: type, options: dict[str, Any], out: Path, where: str) -
 
 
 def _stamp(config: Any, inputs: dict[str, Path]) -> dict[str, Any]:
-    resolved = config_dict(config)
-    return {"config": sha256_json(resolved), "inputs": {n: open_artifact(p).sha256 for n, p in sorted(inputs.items())}}
+    return {"config": _plain(config_dict(config)),
+            "inputs": {n: open_artifact(p).sha256 for n, p in sorted(inputs.items())}}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples as lists, paths as strings): how a stamp file records it."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _same_config(recorded: Any, config: Any) -> bool:
+    """The recorded config equals ``config``, except for options added since that are at their defaults.
+
+    A stamp written before stamps kept the config holds its sha256 instead, compared as it was."""
+    current = _plain(config_dict(config))
+    if isinstance(recorded, str):
+        return recorded == sha256_json(config_dict(config))
+    if not isinstance(recorded, dict) or set(recorded) - set(current):  # an option that no longer exists
+        return False
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    for name, value in current.items():
+        if name in recorded:
+            if recorded[name] != value:
+                return False
+        elif value != _plain(_default(fields[name])):
+            return False
+    return True
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field.default_factory()  # type: ignore[misc]
+    return None if field.default is dataclasses.MISSING else field.default
 
 
 def run_pipeline(pipeline: Pipeline, force_from: str | None = None, log: Callable[[str], None] = print) -> dict[str, Path]:
@@ -159,7 +191,7 @@ def run_pipeline(pipeline: Pipeline, force_from: str | None = None, log: Callabl
         stamp_path = pipeline.workdir / f"{spec.name}.stage.json"
         stamp = _stamp(config, {ref: outputs[ref] for ref in _refs(spec.options)})
         header = f"[{number}/{len(names)}] {spec.name} ({spec.stage})"
-        if not forced and _up_to_date(out, stamp_path, stamp):
+        if not forced and _up_to_date(out, stamp_path, stamp, config):
             log(f"{header}: up to date, skipped")
         else:
             log(f"{header}: running -> {out}")
@@ -173,7 +205,7 @@ def run_pipeline(pipeline: Pipeline, force_from: str | None = None, log: Callabl
     return outputs
 
 
-def _up_to_date(out: Path, stamp_path: Path, stamp: dict[str, Any]) -> bool:
+def _up_to_date(out: Path, stamp_path: Path, stamp: dict[str, Any], config: Any) -> bool:
     if not (out / MANIFEST).is_file() or not stamp_path.is_file():
         return False
     try:
@@ -181,4 +213,5 @@ def _up_to_date(out: Path, stamp_path: Path, stamp: dict[str, Any]) -> bool:
         current = open_artifact(out).sha256
     except (ArtifactError, json.JSONDecodeError):
         return False
-    return recorded.get("output") == current and {k: recorded.get(k) for k in stamp} == stamp
+    return (recorded.get("output") == current and recorded.get("inputs") == stamp["inputs"]
+            and _same_config(recorded.get("config"), config))

@@ -87,6 +87,34 @@ def test_second_run_skips_and_changes_rerun_downstream_only(tmp_path: Path, fake
     assert fake_stage.CALLS == ["counted"] * 4
 
 
+
+def test_an_option_added_since_at_its_default_keeps_a_stage_done(tmp_path: Path, fake_stage) -> None:
+    """A stamp written before an option existed (simulated: the option's key dropped from the recorded config)
+    still matches while the option is at its default; a stamp of the older format (the config's sha256) too."""
+    from retr.data.artifacts import config_dict, sha256_json
+
+    messages: list[str] = []
+    run = lambda f: run_pipeline(Pipeline.load(write_config(tmp_path, 2, f)), log=messages.append)
+    run(1)
+    stamp_path = tmp_path / "work" / "counted.stage.json"
+    stamp = json.loads(stamp_path.read_text())
+    assert stamp["config"]["factor"] == 1  # the stamp keeps the resolved config, readable
+    del stamp["config"]["factor"]  # as if `factor` (default 1) had been added to retr after the stage ran
+    stamp_path.write_text(json.dumps(stamp))
+    run(1)
+    assert fake_stage.CALLS == ["counted"] and "counted (count): up to date" in messages[-1]
+    stamp_path.write_text(json.dumps(stamp))
+    run(5)  # the new option away from its default: a real change
+    assert fake_stage.CALLS == ["counted"] * 2
+
+    stamp = json.loads(stamp_path.read_text())
+    config = fake_stage.CountConfig(out=tmp_path / "work" / "counted", source=str(tmp_path / "work" / "docs"),
+                                    factor=5, overwrite=True)
+    stamp["config"] = sha256_json(config_dict(config))  # the stamp format before stamps kept the config
+    stamp_path.write_text(json.dumps(stamp))
+    run(5)
+    assert fake_stage.CALLS == ["counted"] * 2
+
 BAD_PIPELINES = [
     ("stages:\n  - {name: a, stage: count, with: {}}\n", "stage 'count' is not one of"),
     ("stages:\n  - {name: a, stage: subset, with: {dataset: '@b'}}\n", "refers to @b"),
