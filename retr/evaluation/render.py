@@ -34,7 +34,8 @@ def significance_note(report: dict[str, Any]) -> str:
     sig = report["significance"]
     if sig["test"] == "none" or len(report["runs"]) < 2:
         return ""
-    correction = "" if sig["test"] == "tukey" else f", {CORRECTION_LABELS[sig['correction']]} over the pairs of each metric"
+    family = sig.get("family", "all pairs of runs, per metric")
+    correction = "" if sig["test"] == "tukey" else f", {CORRECTION_LABELS[sig['correction']]} over {family}"
     return (
         f"Superscript letters: the run is significantly better than the runs with those letters "
         f"({TEST_LABELS[sig['test']]}{correction}, p ≤ {sig['alpha']})."

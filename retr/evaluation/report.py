@@ -56,6 +56,8 @@ class ScoreConfig:
     correction: str = option("holm", "Multiple-comparison correction over the run pairs of each metric: holm, "
                              "bonferroni, none")
     alpha: float = option(0.05, "Significance level")
+    pairs: list[str] = option([], "Run pairs to test, 'A:B' by run name, repeated or comma-separated (e.g. the pairs a "
+                              "study's claims rest on); the correction's family is these pairs. Default: every pair")
     permutations: int = option(10_000, "Random relabelings for --test fisher")
     seed: int = option(42, "Seed of the Fisher randomization test")
     baseline: str | None = option(None, "Run subtracted in the per-query difference plot. Default: the first")
@@ -100,6 +102,17 @@ def _rel_level(config: ScoreConfig, qrels: QrelsSource | None) -> tuple[int, str
     return 1, "BEIR/MTEB and trec_eval default"
 
 
+def _pairs(values: list[str] | str | None) -> list[tuple[str, str]] | None:
+    """'A:B' strings as (A, B); None (every pair) when none is given."""
+    pairs = []
+    for value in _as_list(values):
+        a, sep, b = value.partition(":")
+        if not sep or not a.strip() or not b.strip():
+            raise DataError(f"--pairs {value!r}: write a pair as A:B (two run names)")
+        pairs.append((a.strip(), b.strip()))
+    return pairs or None
+
+
 def _score_runs(config: ScoreConfig, sources: list[RunSource], qrels: QrelsSource, rel_level: int, reason: str) -> dict:
     metrics = resolve_metrics(_as_list(config.metrics) or None, rel_level)
     runs = {source.name: source.load() for source in sources}
@@ -108,7 +121,7 @@ def _score_runs(config: ScoreConfig, sources: list[RunSource], qrels: QrelsSourc
     scored = score_runs(qrels.qrels, runs, metrics, queries, stat_test=stat_test, alpha=config.alpha)
     pairs = pairwise(
         scored.per_query, scored.ranx_pvalues, metrics, config.test, config.correction, config.alpha,
-        config.permutations, config.seed,
+        config.permutations, config.seed, _pairs(config.pairs),
     )  # fmt: skip
     means = scored.means()
     return {
@@ -129,7 +142,8 @@ def _score_runs(config: ScoreConfig, sources: list[RunSource], qrels: QrelsSourc
         "significance": {
             "test": config.test,
             "correction": "none" if config.test == "tukey" else config.correction,
-            "family": "all pairs of runs, per metric",
+            "family": (f"the {len(named)} named pairs, per metric" if (named := _pairs(config.pairs))
+                       else "all pairs of runs, per metric"),
             "alpha": config.alpha,
             "permutations": config.permutations if config.test == "fisher" else None,
             "seed": config.seed if config.test == "fisher" else None,

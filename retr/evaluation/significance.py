@@ -11,7 +11,9 @@ What ranx 0.3.21 offers and how it is wired (``ranx.compare(stat_test=...)``):
   scipy's seeded ``permutation_test`` (paired: each permutation swaps the two systems' scores on a query with probability 1/2).
 - Multiple-comparison corrections: ranx has none; :func:`adjust_pvalues` implements Bonferroni and Holm.
 
-The family for a correction is all pairs of runs on one metric (n runs -> n(n-1)/2 tests per metric).
+The family for a correction is all pairs of runs on one metric (n runs -> n(n-1)/2 tests per metric), or the pairs
+a study names (``pairs``: the comparisons its claims rest on), so that the correction is not diluted by pairs
+nobody asked about.
 """
 
 from __future__ import annotations
@@ -94,18 +96,26 @@ def pairwise(
     alpha: float = 0.05,
     permutations: int = 10_000,
     seed: int = 42,
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> list[dict]:
     """One record per (pair of runs, metric): raw and corrected p-value, the better run when significant.
 
     ``ranx_pvalues[(a, b)][metric]`` are the p-values ranx.compare computed (used for student and tukey);
     ``per_query[name][metric]`` are the paired per-query scores (used for fisher and for wins/ties/losses).
+    ``pairs``: the (a, b) run names to test, the correction's family; default every pair.
     """
     if test not in TESTS:
         raise DataError(f"test {test!r}: use one of {', '.join(TESTS)}")
     if test == "none":
         return []
     names = list(per_query)
-    pairs = [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
+    if pairs is None:
+        pairs = [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
+    for a, b in pairs:
+        unknown = [n for n in (a, b) if n not in per_query]
+        if unknown or a == b:
+            raise DataError(f"pair {a}:{b}: " + (f"no run named {unknown[0]!r}" if unknown else "a run with itself")
+                            + f"; runs: {', '.join(names)}")
     records: list[dict] = []
     for metric in metrics:
         family = []

@@ -110,6 +110,13 @@ def test_skip_missing_queries_and_names(tmp_path: Path) -> None:
         evaluate(qrels, weak_run(), ["ndcg@10", "map"], rel_level=2, missing="skip")
     )
     assert report["significance"]["permutations"] == 500
+    named = score(ScoreConfig(runs=files, qrels=qrels_file, names=["good,weak"], metrics=["ndcg@10", "map"],
+                              pairs=["weak:good"], out=tmp_path / "r2"))
+    significance = json.loads((named / "report.json").read_text())["significance"]
+    assert [(r["a"], r["b"], r["metric"]) for r in significance["pairs"]] == [("weak", "good", "ndcg@10"),
+                                                                             ("weak", "good", "map")]
+    assert significance["family"] == "the 1 named pairs, per metric"
+    assert "Holm-corrected over the 1 named pairs" in (named / "report.md").read_text()
     assert report["qrels"]["kind"] == "qrels" and report["qrels"]["rel_level_reason"] == "set by --rel-level"
 
 
@@ -127,6 +134,8 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
         score(ScoreConfig(out=tmp_path / "r4"))
     with pytest.raises(UsageError, match="--test"):
         score(ScoreConfig(runs=[str(run)], dataset=str(data), test="t", out=tmp_path / "r5"))
+    with pytest.raises(DataError, match="write a pair as A:B"):
+        score(ScoreConfig(runs=[str(run)], dataset=str(data), pairs=["x-y"], out=tmp_path / "r7"))
     (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 high tag\n")
     with pytest.raises(DataError, match="bad.trec:1"):
         score(ScoreConfig(runs=[str(tmp_path / "bad.trec")], dataset=str(data), out=tmp_path / "r6"))

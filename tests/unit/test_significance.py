@@ -80,3 +80,22 @@ def test_pairwise_marks_the_better_run_after_correction() -> None:
     assert pairwise(per_query, ranx_p, ["ndcg@10"], test="none") == []
     with pytest.raises(DataError, match="test"):
         pairwise(per_query, ranx_p, ["ndcg@10"], test="wilcoxon")
+
+
+def test_named_pairs_are_the_correction_family() -> None:
+    """With named pairs only those are tested, and Holm corrects over them alone (not over every pair)."""
+    rng = np.random.default_rng(5)
+    a = rng.random(40)
+    per_query = {"a": scores(a), "b": scores(np.clip(a + rng.normal(0.05, 0.1, 40), 0, 1)),
+                 "c": scores(np.clip(a + rng.normal(0.02, 0.1, 40), 0, 1))}
+    ranx_p = {(x, y): {"ndcg@10": float(ttest_rel(per_query[x]["ndcg@10"], per_query[y]["ndcg@10"]).pvalue)}
+              for x in per_query for y in per_query if x != y}  # fmt: skip
+    every = {(r["a"], r["b"]): r for r in pairwise(per_query, ranx_p, ["ndcg@10"], correction="holm")}
+    named = pairwise(per_query, ranx_p, ["ndcg@10"], correction="holm", pairs=[("c", "a"), ("a", "b")])
+    assert [(r["a"], r["b"]) for r in named] == [("c", "a"), ("a", "b")]
+    raw = [r["p"] for r in named]
+    assert raw == [ranx_p[("c", "a")]["ndcg@10"], ranx_p[("a", "b")]["ndcg@10"]]
+    assert [r["p_adjusted"] for r in named] == pytest.approx(holm_by_definition(raw))
+    assert named[1]["p_adjusted"] <= every[("a", "b")]["p_adjusted"]  # a family of 2, not 3
+    with pytest.raises(DataError, match="no run named 'd'"):
+        pairwise(per_query, ranx_p, ["ndcg@10"], pairs=[("a", "d")])
