@@ -66,6 +66,9 @@ class ScoreConfig:
     batch_size: int = option(32, "Encoding batch size for --mteb")
     allow_changed_qrels: bool = option(False, "Score even when the qrels file a run was searched with has changed "
                                        "since (recorded in the report); by default that is refused")
+    combine: list[str] = option([], "Instead of scoring runs: score reports (one per dataset, from `retr score`) "
+                                "combined into one table, a column per report (named by --names, else its dataset) "
+                                "and their mean (BEIR's average); rows are the run names in every report")
     overwrite: bool = option(False, "Replace an existing report at --out")
 
 
@@ -166,6 +169,8 @@ def _mteb_dataset(config: ScoreConfig, sources: list[RunSource]) -> tuple[str, s
 
 def score(config: ScoreConfig) -> Path:
     """Write the "report" artifact for ``config``; returns its directory."""
+    if config.combine:
+        return _combine(config)
     _check(config)
     sources = name_runs([open_run(spec) for spec in _as_list(config.runs)], _as_list(config.names))
     qrels = open_qrels(config.qrels, config.dataset, config.split, sources) if sources else None
@@ -198,6 +203,16 @@ def score(config: ScoreConfig) -> Path:
             **({"mteb": report["mteb"]["scores"]} if "mteb" in report else {}),
         }
     return config.out
+
+
+def _combine(config: ScoreConfig) -> Path:
+    from retr.evaluation.combine import combine_reports
+
+    if _as_list(config.runs) or config.mteb:
+        raise UsageError("--combine replaces runs and --mteb: give report artifacts to combine, or runs to score")
+    settings = config_dict(dataclasses.replace(config, combine=_as_list(config.combine)))
+    return combine_reports(_as_list(config.combine), config.out, _as_list(config.metrics), _as_list(config.names),
+                           config.overwrite, settings)
 
 
 def _write(directory: Path, report: dict[str, Any], per_query: dict[str, Any] | None, baseline: str | None) -> None:

@@ -172,3 +172,30 @@ def test_pipeline_score_stage(tmp_path: Path) -> None:
     assert report["runs"]["good"]["scores"] == {"ndcg@10": 1.0}
     run_pipeline(Pipeline.load(tmp_path / "p.yaml"), log=logs.append)
     assert "up to date, skipped" in logs[-1]
+
+
+def test_combine_reports_over_datasets(tmp_path: Path) -> None:
+    """Two datasets' reports -> one table: a column per dataset, the unweighted mean, rows in both reports."""
+    reports = []
+    for i, name in enumerate(("one", "two")):
+        data = write_dataset(tmp_path / name)
+        files = []
+        for run_name, run in (("good.trec", good_run()), ("weak.trec", weak_run())):
+            write_run(tmp_path / f"{name}-{run_name}", run)
+            files.append(str(tmp_path / f"{name}-{run_name}"))
+        reports.append(score(ScoreConfig(runs=files, dataset=str(data), names=["good", "weak"],
+                                         metrics=["ndcg@10", "map"] if i else ["map", "ndcg@10", "mrr@10"],
+                                         out=tmp_path / f"report-{name}")))
+    result = runner.invoke(app, ["score", "--combine", f"{reports[0]},{reports[1]}", "--names", "A,B",
+                                 "--out", str(tmp_path / "summary")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary" / "summary.json").read_text())
+    assert summary["metrics"] == ["map", "ndcg@10"] and list(summary["runs"]) == ["good", "weak"]
+    firsts = [json.loads((r / "report.json").read_text())["runs"]["weak"]["scores"]["ndcg@10"] for r in reports]
+    cell = summary["runs"]["weak"]["ndcg@10"]
+    assert (cell["A"], cell["B"]) == tuple(firsts) and cell["mean"] == pytest.approx(sum(firsts) / 2)
+    assert "| weak |" in result.output and "| mean |" in result.output
+    manifest = open_artifact(tmp_path / "summary", kind="report").manifest
+    assert len(manifest["inputs"]) == 2 and manifest["metrics"]["mean"]["weak"]["ndcg@10"] == cell["mean"]
+    result = runner.invoke(app, ["score", "--combine", str(reports[0]), "--out", str(tmp_path / "s2")])
+    assert result.exit_code == 2 and "at least two" in result.output
