@@ -159,6 +159,12 @@ def shard(module: torch.nn.Module, ctx: Context) -> torch.nn.Module:
     return module
 
 
+def held(module: torch.nn.Module) -> dict[str, int]:
+    """Parameters (elements) this process holds vs the model's: about 1/world of them under FSDP, all under DDP."""
+    local = sum((p.to_local() if is_sharded(p) else p).numel() for p in module.parameters())
+    return {"held_parameters": local, "parameters": sum(p.numel() for p in module.parameters())}
+
+
 def is_sharded(tensor: torch.Tensor) -> bool:
     from torch.distributed.tensor import DTensor
 

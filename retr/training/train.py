@@ -130,7 +130,10 @@ def train(cfg: TrainConfig) -> Path:
             log.close()
             checkpoint.remove(writer.dir)
             writer.metrics.update(_metrics(records, params, len(examples), steps, ctx, cfg.parallel))
+            if ctx.distributed:  # what rank 0 held: the share of the model's parameters FSDP left it
+                writer.metrics["distributed"].update(D.held(model))
             writer.metrics["precision"] = resolve_precision(cfg.precision, ctx.device.type)
+            writer.metrics["resumed_from_step"] = start  # 0: not resumed from a checkpoint
             samples = (steps - start) * cfg.batch_size * cfg.grad_accum
             writer.timing.update(train_seconds=round(seconds, 3), samples_per_s=round(samples / max(seconds, 1e-9), 3))
             if ctx.device.type == "cuda":

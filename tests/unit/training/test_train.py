@@ -129,6 +129,7 @@ def test_resume_after_kill_equals_uninterrupted(tiny_llama, training_set, tmp_pa
     assert len((partial[0] / "train_log.jsonl").read_text().splitlines()) == 4
 
     resumed = train(cfg)
+    assert open_artifact(resumed).manifest["metrics"]["resumed_from_step"] == 2  # restored, not started afresh
     a, b = _adapter(straight), _adapter(resumed)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
