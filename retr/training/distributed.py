@@ -148,11 +148,15 @@ def shard(module: torch.nn.Module, ctx: Context) -> torch.nn.Module:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    mesh = init_device_mesh(ctx.device.type, (ctx.world,))
     classes = layer_classes(module)
-    layers = [sub for sub in module.modules() if type(sub).__name__ in classes]
+    # bottom-up, as FSDP2 requires when units nest: a module's children are sharded before it
+    layers = [sub for sub in reversed(list(module.modules())) if type(sub).__name__ in classes]
     if not layers:
-        raise ValueError(f"fsdp: no decoder layers found in {type(module).__name__} (no _no_split_modules)")
+        from retr.data.errors import UsageError
+
+        raise UsageError("--parallel fsdp: the model declares no decoder layer classes (transformers' "
+                         "_no_split_modules) to shard by; use --parallel ddp")
+    mesh = init_device_mesh(ctx.device.type, (ctx.world,))
     for layer in layers:
         fully_shard(layer, mesh=mesh)
     fully_shard(module, mesh=mesh)

@@ -80,6 +80,18 @@ def test_two_processes_match_one(parallel, grad_cache, tiny_llama, training_set,
         assert abs(one_log[part] - two_log[part]) < 1e-4, (part, one_log, two_log)
 
 
+def test_fsdp_units_are_the_decoder_layers(tiny_llama):
+    """The classes FSDP shards by come from the model (transformers' _no_split_modules); none: a one-line refusal."""
+    from retr.data.errors import UsageError
+    from retr.training import distributed as D
+    from retr.training.base import load_base
+
+    model = load_base(str(tiny_llama))[0]
+    assert D.layer_classes(model) == {"LlamaDecoderLayer"}
+    with pytest.raises(UsageError, match="--parallel ddp"):
+        D.shard(torch.nn.Sequential(torch.nn.Linear(2, 2)), D.Context(0, 2, distributed=True))
+
+
 KILLER = """
 import json, os, signal, sys
 from retr.training import checkpoint
