@@ -4,6 +4,11 @@ One process: ``build_index(IndexConfig(corpus=..., encoder=...))`` -> ``dense-in
 ``shard="i/n"`` -> ``dense-shard`` artifacts holding their chunks, then ``merge_shards(MergeConfig(shards=[...]))``
 -> the ``dense-index`` that one process would have written (same ids, same vectors, same run files).
 
+Under ``torchrun`` (WORLD_SIZE > 1) one launch does both: process RANK encodes shard RANK/WORLD_SIZE into
+``<out>.shards/RANK-of-WORLD_SIZE`` (on GPU LOCAL_RANK when there are GPUs), the processes wait for each other
+(a gloo group), rank 0 merges into ``<out>`` and removes the shards. A shard finished by an earlier launch of the
+same config and inputs is reused, so a launch that died in the merge is re-run at the cost of the merge only.
+
 A ``dense-index`` holds ``embeddings/NNNNNN.npy`` + ``NNNNNN.ids.txt`` (the chunks, float32), ``ids.txt`` (the
 string id of each FAISS row, in row order) and ``index.faiss``. Its manifest names the corpus and the encoder
 (backbone identity and options), which :func:`retr.retrieval.dense_search.search_dense` uses for the queries.
@@ -11,9 +16,11 @@ string id of each FAISS row, in row order) and ``index.faiss``. Its manifest nam
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,7 @@ import numpy as np
 from retr.data.options import option
 from retr.data.artifacts import (Artifact, ArtifactError, ArtifactWriter, MANIFEST, check_output, config_dict,
                                  open_artifact, sha256_json)
+from retr.data.errors import UsageError
 from retr.data.datasets import Dataset
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.indexing import encode as encoding
@@ -29,6 +37,8 @@ from retr.indexing.faiss_index import build_faiss, save_faiss
 from retr.retrieval.dense_layout import EMBEDDINGS, IDS, INDEX, KIND, SHARD_KIND
 # Config fields that do not change the vectors or the index: a merge ignores them when comparing shards.
 LOCAL_FIELDS = ("out", "overwrite", "shard", "threads", "gpu")
+# How long the processes of a torchrun launch wait for the slowest one to finish its shard (and for the merge).
+LAUNCH_WAIT = timedelta(hours=24)
 
 
 @dataclass
@@ -107,8 +117,83 @@ def corpus_record(dataset: Dataset) -> dict[str, Any]:
     return {**dataset.as_input(None), "corpus": True}
 
 
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a torchrun launch (RANK, WORLD_SIZE, LOCAL_RANK from the environment)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Launch":
+        try:
+            return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                       int(os.environ.get("LOCAL_RANK", "0")))
+        except ValueError:
+            raise UsageError("RANK / WORLD_SIZE / LOCAL_RANK in the environment are not integers; launch with "
+                             "torchrun or unset them") from None
+
+
+def shards_folder(out: Path) -> Path:
+    """Where the processes of a torchrun launch write their dense-shard artifacts."""
+    return out.parent / f"{out.name}.shards"
+
+
 def build_index(config: IndexConfig) -> Path:
-    """Encode ``config.corpus`` (this process's shard of it) and write the artifact; see the module docstring."""
+    """Encode ``config.corpus`` (this process's shard of it) and write the artifact; see the module docstring.
+
+    Under torchrun with several processes: every process encodes its shard and rank 0 merges them into
+    ``config.out`` (the same ids and vectors as one process writes)."""
+    launch = Launch.from_env()
+    if launch.world > 1:
+        return _build_launched(config, launch)
+    return _build(config)
+
+
+def _build_launched(config: IndexConfig, launch: Launch) -> Path:
+    """One torchrun launch: shard ``launch.rank`` of ``launch.world``, a wait for all, rank 0's merge."""
+    if config.encoder == "bm25":
+        raise UsageError("--encoder bm25 is built by one process (Pyserini threads: --threads); run it without "
+                         "torchrun")
+    if config.shard != "0/1":
+        raise UsageError(f"--shard {config.shard} under torchrun: the launch already splits the corpus over its "
+                         f"{launch.world} processes; drop --shard (or run one plain process per shard)")
+    check_output(config.out, KIND, config.overwrite)  # before any encoding, on every process
+    folder = shards_folder(config.out)
+    mine = replace(config, out=folder / f"{launch.rank}-of-{launch.world}", shard=f"{launch.rank}/{launch.world}")
+    import torch
+    import torch.distributed as dist
+
+    _build(mine, device=f"cuda:{launch.local_rank}" if torch.cuda.is_available() else None, reuse=True)
+
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="gloo", timeout=LAUNCH_WAIT)
+    try:
+        dist.barrier()  # every shard is finished
+        if launch.rank == 0:
+            paths = [folder / f"{i}-of-{launch.world}" for i in range(launch.world)]
+            unseen = [str(p) for p in paths if not (p / MANIFEST).is_file()]
+            if unseen:
+                raise ArtifactError(f"{', '.join(unseen)}: not visible to rank 0; --out must be on a file system "
+                                    "that every node shares")
+            merge_shards(MergeConfig(shards=[str(p) for p in paths], out=config.out, gpu=config.gpu,
+                                     overwrite=config.overwrite))
+            for path in paths:  # the index holds the vectors (hard links or copies); the shards were ours
+                shutil.rmtree(path)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        dist.barrier()  # no process reports the index before it is written
+    finally:
+        if created:
+            dist.destroy_process_group()
+    return config.out
+
+
+def _build(config: IndexConfig, device: str | None = None, reuse: bool = False) -> Path:
+    """One process's artifact (``dense-index``, or ``dense-shard`` for ``shard`` i/n with n > 1); ``reuse``: a
+    finished artifact at ``out`` made from the same config and inputs is returned as it is."""
     if config.encoder == "bm25":
         return _build_bm25(config)
     import torch
@@ -125,7 +210,7 @@ def build_index(config: IndexConfig) -> Path:
         faiss.omp_set_num_threads(config.threads)
     dataset = Dataset(config.corpus)
     keep = encoding.read_id_file(config.doc_ids) if config.doc_ids else None
-    encoder = load_encoder(config.encoder, **encoder_overrides(config))
+    encoder = load_encoder(config.encoder, device=device, **encoder_overrides(config))
     if config.batch_tokens:
         encoder.batch_tokens = config.batch_tokens
     inputs: list[Any] = [corpus_record(dataset), encoder.identity()]
@@ -139,6 +224,8 @@ def build_index(config: IndexConfig) -> Path:
     kind = KIND if shard.count == 1 else SHARD_KIND
     fingerprint = sha256_json({"config": {k: v for k, v in settings.items() if k not in LOCAL_FIELDS},
                                "inputs": records})
+    if reuse and _same_run(config.out, kind, settings, records):
+        return config.out
     with ArtifactWriter(config.out, kind, settings, records, overwrite=config.overwrite) as writer:
         store = encoding.ChunkStore(writer.dir / EMBEDDINGS, fingerprint)
         total = sum(1 for _ in encoding.select_docs(dataset.corpus(), config.limit, keep))
@@ -158,6 +245,19 @@ def build_index(config: IndexConfig) -> Path:
             writer.metrics.update(_assemble({c: store for c in store.finished()}, stats["chunks"], writer.dir,
                                             config.factory, config.train_size, config.seed, config.gpu))
     return config.out
+
+
+def _same_run(out: Path, kind: str, settings: dict[str, Any], records: list[dict[str, Any]]) -> bool:
+    """Whether ``out`` holds a finished ``kind`` artifact of this config (local fields aside) and these inputs."""
+    if not (out / MANIFEST).is_file():
+        return False
+    try:
+        existing = open_artifact(out, kind=kind)
+    except ArtifactError:
+        return False
+    same = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in LOCAL_FIELDS}
+    return ({k: v for k, v in existing.config.items() if k not in LOCAL_FIELDS} == same
+            and _plain_inputs(existing) == json.loads(json.dumps(records)))
 
 
 def _build_bm25(config: IndexConfig) -> Path:

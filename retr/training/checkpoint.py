@@ -4,7 +4,8 @@
 run (config + inputs, so a stale checkpoint is never resumed) and each process's RNG state (dropout streams).
 It is written to ``checkpoint.tmp/`` and swapped in by rename, so a kill leaves the previous one intact.
 Together with the data order being a function of the step (data.py), a resumed run is identical to an
-uninterrupted one.
+uninterrupted one. Under FSDP the parameters and AdamW moments are shards: every process takes part in gathering
+them whole, rank 0 writes the same files as DDP does, and on restore each process takes its shard of them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from retr.data.artifacts import replace_dir
-from retr.training.distributed import Context, barrier
+from retr.training.distributed import Context, barrier, full, shard_like
 
 NAME = "checkpoint"
 
@@ -45,16 +46,18 @@ def save(
     ctx: Context,
 ) -> None:
     tmp, final = workdir / f"{NAME}.tmp", workdir / NAME
+    # gathered on every process (FSDP shards: a collective, in the same order everywhere); written by rank 0
+    weights = {k: full(v.detach()).contiguous().cpu() for k, v in params.items()}
+    opt = optimizer.state_dict()
+    tensors = {
+        f"{index}.{key}": full(value.detach()).contiguous().cpu()
+        for index, entry in opt["state"].items()
+        for key, value in entry.items()
+    }
     if ctx.main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        save_file({k: v.detach().contiguous().cpu() for k, v in params.items()}, str(tmp / "params.safetensors"))
-        opt = optimizer.state_dict()
-        tensors = {
-            f"{index}.{key}": value.detach().contiguous().cpu()
-            for index, entry in opt["state"].items()
-            for key, value in entry.items()
-        }
+        save_file(weights, str(tmp / "params.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         state = {
             "step": step,
@@ -91,11 +94,15 @@ def restore(
     saved = load_file(str(final / "params.safetensors"))
     with torch.no_grad():
         for name, p in params.items():
-            p.copy_(saved[name])
+            p.copy_(shard_like(saved[name], p))
     tensors = load_file(str(final / "optimizer.safetensors"))
+    ordered = list(params.values())  # the optimizer's one param group, in the order it was built
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         index, name = key.split(".", 1)
+        reference = ordered[int(index)]
+        # AdamW's moments have their parameter's shape (and FSDP layout); its step count is a scalar
+        value = shard_like(value, reference) if value.shape == reference.shape else value
         per_param.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
     scheduler.load_state_dict(state["scheduler"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from retr.training.log import REPORT_TO
 from retr.training.objectives import OBJECTIVES, get as get_objective
 
+PARALLEL = ("ddp", "fsdp")  # how torchrun processes share the model (retr.training.distributed.wrap)
 GEN_TEMPLATE = "Given a search query, write a passage that answers it.\nQuery: {query}\nPassage:"
 
 
@@ -84,6 +85,9 @@ class TrainConfig:
     chunk_size: int = _opt(8, "sequences per forward chunk, embedding and generation sides (GradCache or not)")
     gradient_checkpointing: bool = _opt(False, "recompute activations in backward (saves memory, costs time)")
     precision: str = _opt("auto", "auto (bf16 autocast on a GPU or a CPU with native bf16: AVX512-BF16/AMX; else fp32), bf16 or fp32")
+    parallel: str = _opt("ddp", "multi-process training under torchrun: ddp (a full replica per process) or fsdp "
+                                "(FSDP2: parameters, gradients and optimizer state sharded over the processes, "
+                                "one decoder layer gathered at a time); no effect on a plain process")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N (torchrun sets one GPU per process)")
     threads: int = _opt(0, "torch CPU threads (0 = torch's default)")
     checkpoint_every: int = _opt(50, "steps between resumable checkpoints (inside the tmp output dir); loss.png "
@@ -101,6 +105,8 @@ class TrainConfig:
             raise ValueError("max_steps must be >= 0 (0: from epochs), epochs and lr > 0")
         if self.report_to not in REPORT_TO:
             raise ValueError(f"unknown report_to {self.report_to!r}; choose one of {', '.join(REPORT_TO)}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(f"unknown parallel {self.parallel!r}; choose one of {', '.join(PARALLEL)}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"unknown precision {self.precision!r}; choose auto, bf16 or fp32")
         get_objective(self.objective).validate(self)

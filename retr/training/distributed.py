@@ -1,18 +1,21 @@
 """Multi-process training with torch.distributed (launched by ``torchrun``; gloo on CPU, nccl on GPU).
 
-Each process holds a DDP replica and its slice of the global micro-batch. For the contrastive loss the embeddings
+Each process holds a DDP replica (``parallel="ddp"``) or a shard of every parameter (``parallel="fsdp"``: FSDP2
+``fully_shard``, each decoder layer then the root, so one layer's full weights exist at a time) and its slice of
+the global micro-batch. For the contrastive loss the embeddings
 are all-gathered so every process contrasts its queries against the passages of the *global* batch;
 :func:`gather_with_grad` keeps the autograd graph of the local slice only, and the loss is computed on every
 process over all queries. Summed over processes, the local-slice gradients are exactly the gradient of the global
-loss; DDP averages instead of summing, which the caller undoes by scaling that loss term by the world size.
+loss; DDP (and FSDP's reduce-scatter) averages instead of summing, which the caller undoes by scaling that loss
+term by the world size.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -59,9 +62,9 @@ def init(device: str = "auto") -> Context:
     return Context(dist.get_rank(), dist.get_world_size(), target, distributed=True)
 
 
-def describe(ctx: Context) -> dict[str, Any] | None:
-    """The manifest record of the process group: backend and world size (None for a plain process)."""
-    return {"backend": dist.get_backend(), "world": ctx.world} if ctx.distributed else None
+def describe(ctx: Context, parallel: str = "ddp") -> dict[str, Any] | None:
+    """The manifest record of the process group: backend, world size and ddp/fsdp (None for a plain process)."""
+    return {"backend": dist.get_backend(), "world": ctx.world, "parallel": parallel} if ctx.distributed else None
 
 
 def gather_with_grad(x: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -99,14 +102,91 @@ def barrier(ctx: Context) -> None:
 
 
 def no_sync(module: torch.nn.Module, skip: bool):
-    """DDP's no_sync when ``skip`` (gradients accumulate locally), a no-op for a plain module."""
-    return module.no_sync() if skip and hasattr(module, "no_sync") else nullcontext()
+    """Gradients accumulate locally when ``skip``: DDP's no_sync, FSDP2's ``set_requires_gradient_sync(False)``;
+    a no-op for a plain module."""
+    if not skip:
+        return nullcontext()
+    if hasattr(module, "set_requires_gradient_sync"):
+        return _fsdp_no_sync(module)
+    return module.no_sync() if hasattr(module, "no_sync") else nullcontext()
 
 
-def wrap(module: torch.nn.Module, ctx: Context) -> torch.nn.Module:
+@contextmanager
+def _fsdp_no_sync(module: torch.nn.Module) -> Iterator[None]:
+    module.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        module.set_requires_gradient_sync(True)
+
+
+def wrap(module: torch.nn.Module, ctx: Context, parallel: str = "ddp") -> torch.nn.Module:
+    """DDP around ``module``, or FSDP2 in place (``fully_shard`` of each decoder layer, then of ``module``).
+
+    With FSDP the parameters become sharded DTensors: collect the parameters for the optimizer after wrapping."""
     if not ctx.distributed:
         return module
+    if parallel == "fsdp":
+        return shard(module, ctx)
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids)
+
+
+def layer_classes(module: torch.nn.Module) -> set[str]:
+    """Class names of the decoder layers: transformers' ``_no_split_modules`` of every model inside ``module``."""
+    names: set[str] = set()
+    for sub in module.modules():
+        names.update(getattr(sub, "_no_split_modules", None) or ())
+    return names
+
+
+def shard(module: torch.nn.Module, ctx: Context) -> torch.nn.Module:
+    """FSDP2 over all processes: each decoder layer is its own unit (gathered for its forward and backward, then
+    freed), the root holds the rest (embeddings, final norm, LM head). ``module`` itself becomes the FSDP module."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    classes = layer_classes(module)
+    # bottom-up, as FSDP2 requires when units nest: a module's children are sharded before it
+    layers = [sub for sub in reversed(list(module.modules())) if type(sub).__name__ in classes]
+    if not layers:
+        from retr.data.errors import UsageError
+
+        raise UsageError("--parallel fsdp: the model declares no decoder layer classes (transformers' "
+                         "_no_split_modules) to shard by; use --parallel ddp")
+    mesh = init_device_mesh(ctx.device.type, (ctx.world,))
+    for layer in layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(module, mesh=mesh)
+    return module
+
+
+def held(module: torch.nn.Module) -> dict[str, int]:
+    """Parameters (elements) this process holds vs the model's: about 1/world of them under FSDP, all under DDP."""
+    local = sum((p.to_local() if is_sharded(p) else p).numel() for p in module.parameters())
+    return {"held_parameters": local, "parameters": sum(p.numel() for p in module.parameters())}
+
+
+def is_sharded(tensor: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)
+
+
+def full(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of an FSDP shard (a collective: every process must call it, in the same order); a plain
+    tensor as it is."""
+    return tensor.full_tensor() if is_sharded(tensor) else tensor
+
+
+def shard_like(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``value`` (a whole tensor, the same on every process) laid out as ``reference``: this process's shard of it
+    when ``reference`` is sharded (no communication), else ``value`` itself."""
+    if not is_sharded(reference):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(value.to(reference.device, reference.dtype), reference.device_mesh,
+                             reference.placements, src_data_rank=None)

@@ -6,7 +6,8 @@ The artifact (docs/training.md): ``adapter/`` (peft LoRA, plus the rows of added
 ``retr index --encoder <artifact>`` encodes exactly as training did), ``train_config.yaml`` (the config, usable as
 ``--config``), ``train_log.jsonl`` and ``loss.png``.
 
-Run it with ``torchrun --nproc-per-node N -m retr train ...`` for N processes (DDP; see docs/training.md).
+Run it with ``torchrun --nproc-per-node N -m retr train ...`` for N processes (DDP, or FSDP with
+``--parallel fsdp``; see docs/training.md).
 Checkpoints live in the artifact's tmp dir; re-running the same command after a crash or kill resumes exactly.
 """
 
@@ -94,15 +95,15 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(ctx.device).train()
-    params = trainable_parameters(model)
     encoder = training_encoder(model, tokenizer, fmt.options)
     batches = _Batches(examples, objective, encoder, fmt, cfg, ctx)
     steps = total_steps(cfg, batches.schedule.per_epoch)
+    module = D.wrap(Trainee(model, encoder, objective, cfg, ctx), ctx, cfg.parallel)
+    params = trainable_parameters(model)  # after wrapping: FSDP replaces each parameter by its shard
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * steps), steps)
-    module = D.wrap(Trainee(model, encoder, objective, cfg, ctx), ctx)
 
     config = config_dict(cfg)
     inputs = [base_input, *data_inputs]
@@ -119,15 +120,19 @@ def train(cfg: TrainConfig) -> Path:
         board = workdir / "tensorboard" if cfg.report_to == "tensorboard" else None
         log = TrainLog(workdir / "train_log.jsonl", start, board) if ctx.main else None
         seconds = _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, log, workdir, fingerprint)
+        adapter = adapter_state(model)  # every process takes part in gathering FSDP shards
         if ctx.main:
             assert writer is not None and log is not None
             records = log.records()
-            _write_model(writer.dir, model, tokenizer, cfg, fmt)
+            _write_model(writer.dir, model, tokenizer, cfg, fmt, adapter)
             log.checkpoint(_title(cfg))
             log.close()
             checkpoint.remove(writer.dir)
-            writer.metrics.update(_metrics(records, params, len(examples), steps, ctx))
+            writer.metrics.update(_metrics(records, params, len(examples), steps, ctx, cfg.parallel))
+            if ctx.distributed:  # what rank 0 held: the share of the model's parameters FSDP left it
+                writer.metrics["distributed"].update(D.held(model))
             writer.metrics["precision"] = resolve_precision(cfg.precision, ctx.device.type)
+            writer.metrics["resumed_from_step"] = start  # 0: not resumed from a checkpoint
             samples = (steps - start) * cfg.batch_size * cfg.grad_accum
             writer.timing.update(train_seconds=round(seconds, 3), samples_per_s=round(samples / max(seconds, 1e-9), 3))
             if ctx.device.type == "cuda":
@@ -155,7 +160,7 @@ def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, 
             logged = run_micro_batch(module, mb, cfg, ctx, sync=last, scale=1.0 / cfg.grad_accum, autocast=autocast)
             for k, v in logged.items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm or float("inf"))
+        grad_norm = D.full(torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm or float("inf")))
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -177,24 +182,37 @@ def _fit(module, batches, optimizer, scheduler, params, cfg, ctx, start, steps, 
     return time.perf_counter() - began
 
 
-def _write_model(directory: Path, model, tokenizer, cfg: TrainConfig, fmt: F.EncoderFormat) -> None:
+def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """The trained (not frozen) weights whole, on the CPU, when FSDP shards them (a collective; None elsewhere);
+    else None, and peft reads them from the model itself."""
+    if not any(D.is_sharded(p) for p in model.parameters()):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    return get_model_state_dict(model, options=options)
+
+
+def _write_model(directory: Path, model, tokenizer, cfg: TrainConfig, fmt: F.EncoderFormat,
+                 state: dict[str, torch.Tensor] | None = None) -> None:
     import yaml
 
-    model.save_pretrained(directory / "adapter", save_embedding_layers=False)
+    extra = {"state_dict": state} if state is not None else {}
+    model.save_pretrained(directory / "adapter", save_embedding_layers=False, **extra)
     tokenizer.save_pretrained(directory / "tokenizer")
     encoder = {"base": base_spec(cfg.model), "adapter": "adapter", "options": fmt.options, "format": fmt.record()}
     (directory / "encoder.json").write_text(json.dumps(encoder, indent=2) + "\n")
     (directory / "train_config.yaml").write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False))
 
 
-def _metrics(records: list[dict], params: dict, n_examples: int, steps: int, ctx: D.Context) -> dict:
+def _metrics(records: list[dict], params: dict, n_examples: int, steps: int, ctx: D.Context, parallel: str) -> dict:
     last = records[-1] if records else {}
     first = records[0] if records else {}
     return {
         "steps": steps,
         "examples": n_examples,
         "processes": ctx.world,
-        "distributed": D.describe(ctx),
+        "distributed": D.describe(ctx, parallel),
         "trainable_parameters": sum(p.numel() for p in params.values()),
         "first_loss": first.get("loss"),
         "final_loss": last.get("loss"),

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from retr.data.artifacts import ArtifactError, open_artifact
 from retr.data.trec import write_run
-from retr.indexing import encode as encoding
+from retr.data.errors import UsageError
+from retr.indexing import dense, encode as encoding
 from retr.indexing.dense import IndexConfig, MergeConfig, build_index, load_embeddings, merge_shards
 from retr.retrieval.dense_search import search_dense
 from retr.retrieval.encoder import load_encoder
@@ -156,6 +157,54 @@ def test_two_shards_merged_give_the_single_process_run_file(setup, reference: Pa
         encoding.Shard.parse("2")
     with pytest.raises(ValueError, match="0 <= i < n"):
         encoding.Shard.parse("2/2")
+
+
+def test_torchrun_launch_encodes_on_every_process_and_merges(setup, reference: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc-per-node 2 -m retr index` = shards 0/2 and 1/2 from RANK/WORLD_SIZE, then rank 0's merge."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "launched"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--nnodes=1",
+               f"--master-port={port}", "-m", "retr", "index", f"--corpus={setup['corpus']}",
+               f"--encoder={setup['model']}", f"--out={out}", "--chunk-size=8", "--max-passage-length=32",
+               "--max-query-length=32", "--threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_index(reference, out)
+    assert run_file(out, tmp_path / "launched.trec") == run_file(reference, tmp_path / "single.trec")
+    manifest = open_artifact(out, kind="dense-index", verify=True).manifest
+    assert manifest["config"]["merged_shards"] == 2
+    assert [r["kind"] for r in manifest["inputs"]] == ["dataset", "encoder", "dense-shard", "dense-shard"]
+    for rank in range(2):  # each process encoded its own chunks (0, 2, 4 and 1, 3, 5)
+        assert manifest["metrics"]["shards"][str(rank)]["encode_seconds"] > 0
+    assert not dense.shards_folder(out).exists()  # the launch's own shards are gone once merged
+
+
+def test_torchrun_launch_refusals_and_shard_reuse(setup, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(UsageError, match="drop --shard"):
+        build_index(config(setup, tmp_path / "x", shard="1/2"))
+    with pytest.raises(UsageError, match="without torchrun"):
+        build_index(config(setup, tmp_path / "x", encoder="bm25"))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactError, match="taken"):  # refused before any encoding
+        build_index(config(setup, taken))
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("RANK")
+    # a shard finished by an earlier launch of the same run is reused; one of another config is not
+    shard = config(setup, tmp_path / "s", shard="1/2")
+    dense._build(shard, reuse=True)
+    monkeypatch.setattr(encoding, "encode_corpus", lambda *a, **k: pytest.fail("re-encoded a finished shard"))
+    assert dense._build(shard, reuse=True) == shard.out
+    with pytest.raises(ArtifactError, match="already exists"):
+        dense._build(config(setup, tmp_path / "s", shard="1/2", max_passage_length=16), reuse=True)
 
 
 def test_search_refuses_another_encoder_but_accepts_a_copy(setup, reference: Path, tmp_path: Path) -> None:

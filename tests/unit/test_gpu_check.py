@@ -32,5 +32,7 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
     assert {(r["objective"], r["grad_cache"]) for r in by_section["train"]} == {
         ("cl", False), ("cl", True), ("grl", False), ("grl", True)}
     assert all(r["steps_per_s"] > 0 for r in by_section["train"])
-    assert by_section["ddp"][0]["process_group"] == {"backend": "gloo", "world": 1}
+    group = by_section["ddp"][0]["process_group"]
+    assert {k: group[k] for k in ("backend", "world", "parallel")} == {"backend": "gloo", "world": 1, "parallel": "ddp"}
+    assert group["held_parameters"] == group["parameters"] > 0  # a DDP replica holds the whole model
     assert "### train" in out.with_suffix(".md").read_text()

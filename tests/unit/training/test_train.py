@@ -43,9 +43,9 @@ def spy_model(monkeypatch):
     seen = {}
     original = train_module._write_model
 
-    def spy(directory, model, tokenizer, cfg, fmt):
+    def spy(directory, model, tokenizer, cfg, fmt, state=None):
         seen["model"], seen["tokenizer"] = model, tokenizer
-        original(directory, model, tokenizer, cfg, fmt)
+        original(directory, model, tokenizer, cfg, fmt, state)
 
     monkeypatch.setattr(train_module, "_write_model", spy)
     return seen
@@ -129,6 +129,7 @@ def test_resume_after_kill_equals_uninterrupted(tiny_llama, training_set, tmp_pa
     assert len((partial[0] / "train_log.jsonl").read_text().splitlines()) == 4
 
     resumed = train(cfg)
+    assert open_artifact(resumed).manifest["metrics"]["resumed_from_step"] == 2  # restored, not started afresh
     a, b = _adapter(straight), _adapter(resumed)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
