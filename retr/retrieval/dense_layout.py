@@ -40,10 +40,11 @@ def storage(factory: str) -> str:
 
 
 def exact_scores(factory: str, precision: str) -> bool:
-    """Whether the index scores candidates with the vectors as encoded (so rescoring would change nothing): fp32,
-    flat storage and no transform (PCA, OPQ, ...) before it."""
+    """Whether rescoring would change nothing: fp32 Flat or IVFn,Flat (no transform such as PCA before it) scores
+    with the vectors as encoded, and the top k of its k x factor best are its k best. (HNSW may find other
+    neighbours when asked for more, so it may be rescored.)"""
     plain = factory.replace(" ", "")
-    return precision == "fp32" and bool(re.fullmatch(r"((IVF\d+(_HNSW\d+)?|HNSW\d+),)?Flat|HNSW\d+(_Flat)?", plain))
+    return precision == "fp32" and bool(re.fullmatch(r"(IVF\d+(_HNSW\d+)?,)?Flat", plain))
 
 
 def binarize(vectors: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ def rescore_plan(index: Artifact, rescore: bool | None = None, factor: int = RES
     """Whether a search of ``index`` rescores its candidates with the full vectors, and why (for the manifest).
 
     ``None``: yes for int8 and binary indexes. Asking for it where the index already scores with the vectors as
-    encoded (fp32 with Flat storage) is refused: it would change nothing."""
+    encoded and ranks exactly (fp32 Flat or IVFn,Flat) is refused: it would change nothing."""
     precision = index.config.get("precision", "fp32")  # indexes from before precision existed are fp32
     factory = index.config.get("factory", "Flat")
     if factor < 1:

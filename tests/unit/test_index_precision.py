@@ -14,7 +14,8 @@ from retr.data.artifacts import open_artifact
 from retr.data.errors import UsageError
 from retr.indexing.dense import IndexConfig, MergeConfig, build_index, merge_shards
 from retr.indexing.faiss_index import build_faiss, faiss_factory, save_faiss
-from retr.retrieval.dense_layout import PRECISIONS, FullVectors, binarize, load_faiss, search_vectors, set_search_params
+from retr.retrieval.dense_layout import (PRECISIONS, FullVectors, binarize, exact_scores, load_faiss, search_vectors,
+                                         set_search_params)
 from retr.retrieval.dense_search import search_dense
 from tests.unit.tiny_models import SENTENCES, make_tiny_model
 
@@ -119,6 +120,12 @@ def test_factory_per_precision(factory: str, precision: str, expected: str) -> N
 def test_pairs_that_make_no_sense_are_refused(factory: str, precision: str, dim: int | None, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         faiss_factory(factory, precision, dim)
+
+
+def test_rescoring_is_pointless_only_where_the_index_ranks_exactly() -> None:
+    assert exact_scores("Flat", "fp32") and exact_scores("IVF64,Flat", "fp32")
+    assert not any(exact_scores(factory, "fp32") for factory in ("HNSW32", "PCA64,Flat", "IVF64,PQ8", "SQ8"))
+    assert not any(exact_scores("Flat", precision) for precision in ("fp16", "int8", "binary"))
 
 
 @pytest.fixture(scope="module")
