@@ -50,6 +50,12 @@ def main() -> None:
 
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    try:  # rescoring's matrix-vector products run in NumPy's BLAS: the same thread budget
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        print("threadpoolctl missing: NumPy's BLAS picks its own thread count")
     artifact = open_artifact(args.index, kind="dense-index")
     ids, docs = load_embeddings(artifact)
     full = FullVectors(artifact.path / EMBEDDINGS, len(ids))

@@ -151,7 +151,8 @@ class FullVectors:
 
     def __init__(self, folder: Path, rows: int) -> None:
         paths = sorted(Path(folder).glob(CHUNK_GLOB))
-        self.chunks = [np.load(path, mmap_mode="r") for path in paths]
+        # plain ndarray views of the maps: indexing an np.memmap subclass costs more than the copy it makes
+        self.chunks = [np.load(path, mmap_mode="r").view(np.ndarray) for path in paths]
         sizes = [len(chunk) for chunk in self.chunks]
         if sum(sizes) != rows:
             raise ValueError(f"{folder}: the chunks hold {sum(sizes)} vectors, the index {rows}")
@@ -160,13 +161,13 @@ class FullVectors:
     def take(self, rows: np.ndarray) -> np.ndarray:
         """float32 [len(rows), dim] in the order of ``rows`` (all >= 0)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(self.chunks) == 1:
+            return self.chunks[0][rows]
         chunk_of = np.searchsorted(self.starts, rows, side="right") - 1
         out = np.empty((len(rows), self.chunks[0].shape[1]), dtype=np.float32)
         for chunk in np.unique(chunk_of):
             mine = np.flatnonzero(chunk_of == chunk)
-            local = rows[mine] - self.starts[chunk]
-            order = np.argsort(local, kind="stable")  # ascending offsets: sequential reads of the map
-            out[mine[order]] = self.chunks[chunk][local[order]]
+            out[mine] = self.chunks[chunk][rows[mine] - self.starts[chunk]]
         return out
 
 
@@ -183,7 +184,11 @@ def rescore(full: FullVectors, queries: np.ndarray, rows: np.ndarray, k: int) ->
         if not len(candidates):
             continue
         scores = full.take(candidates) @ query
-        order = np.argsort(-scores, kind="stable")[:width]
+        if len(scores) > width:  # the best ``width`` first, then only they are sorted
+            best = np.argpartition(-scores, width - 1)[:width]
+            order = best[np.argsort(-scores[best], kind="stable")]
+        else:
+            order = np.argsort(-scores, kind="stable")
         out_scores[i, :len(order)], out_rows[i, :len(order)] = scores[order], candidates[order]
     return out_scores, out_rows
 
