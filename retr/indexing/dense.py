@@ -10,7 +10,8 @@ Under ``torchrun`` (WORLD_SIZE > 1) one launch does both: process RANK encodes s
 same config and inputs is reused, so a launch that died in the merge is re-run at the cost of the merge only.
 
 A ``dense-index`` holds ``embeddings/NNNNNN.npy`` + ``NNNNNN.ids.txt`` (the chunks, float32), ``ids.txt`` (the
-string id of each FAISS row, in row order) and ``index.faiss``. Its manifest names the corpus and the encoder
+string id of each FAISS row, in row order) and ``index.faiss``, which stores the vectors at ``precision`` (fp32,
+fp16, int8 or binary; the float32 chunks stay for rescoring). Its manifest names the corpus and the encoder
 (backbone identity and options), which :func:`retr.retrieval.dense_search.search_dense` uses for the queries.
 """
 
@@ -33,7 +34,7 @@ from retr.data.errors import UsageError
 from retr.data.datasets import Dataset
 from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, mtime)
 from retr.indexing import encode as encoding
-from retr.indexing.faiss_index import build_faiss, save_faiss
+from retr.indexing.faiss_index import build_faiss, faiss_factory, save_faiss
 from retr.retrieval.dense_layout import EMBEDDINGS, IDS, INDEX, KIND, SHARD_KIND
 # Config fields that do not change the vectors or the index: a merge ignores them when comparing shards.
 LOCAL_FIELDS = ("out", "overwrite", "shard", "threads", "gpu")
@@ -52,6 +53,10 @@ class IndexConfig:
                           "a `retr train` output, a HF model dir or hub id, or bm25")
     factory: str = option("Flat", "FAISS index_factory string, inner product: Flat, IVF1024,Flat, HNSW32, "
                           "IVF256,PQ16 ...")
+    precision: str = option("fp32", "Vectors in the FAISS index: fp32 | fp16 | int8 (FAISS scalar quantiser) | binary "
+                            "(sign bits, Hamming). fp16/int8 replace the factory's Flat storage (IVF1024,Flat -> "
+                            "IVF1024,SQ8); binary takes Flat, IVFn,Flat or HNSWm. The float32 vectors are kept for "
+                            "`retr search --rescore`")
     prompt: str | None = option(None, "Prompt preset for queries and passages: none, e5, llara")
     pooling: str | None = option(None, "mean | last | first | weighted_mean. Default: the model's (mean)")
     attention: str | None = option(None, "bidirectional | causal (decoders only). Default: the model's "
@@ -83,6 +88,7 @@ class IndexConfig:
         for name in ("batch_tokens", "chunk_size", "limit", "train_size", "threads"):
             if getattr(self, name, None) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        faiss_factory(self.factory, self.precision)  # refuses an unknown precision or one the factory cannot take
 
 
 @dataclass
@@ -202,7 +208,8 @@ def _build(config: IndexConfig, device: str | None = None, reuse: bool = False) 
     from retr.retrieval.encoder import load_encoder
 
     shard = encoding.Shard.parse(config.shard)
-    check_output(config.out, KIND if shard.count == 1 else SHARD_KIND, config.overwrite)  # before the model loads
+    if not reuse:  # a reused shard is checked against its config below; a new output before the model loads
+        check_output(config.out, KIND if shard.count == 1 else SHARD_KIND, config.overwrite)
     if config.threads:
         import faiss
 
@@ -213,6 +220,7 @@ def _build(config: IndexConfig, device: str | None = None, reuse: bool = False) 
     encoder = load_encoder(config.encoder, device=device, **encoder_overrides(config))
     if config.batch_tokens:
         encoder.batch_tokens = config.batch_tokens
+    faiss_factory(config.factory, config.precision, encoder.dim)  # binary needs dim % 8 == 0: refused before encoding
     inputs: list[Any] = [corpus_record(dataset), encoder.identity()]
     if is_model_artifact(config.encoder):
         inputs.append(open_artifact(config.encoder, kind="model"))
@@ -243,7 +251,8 @@ def _build(config: IndexConfig, device: str | None = None, reuse: bool = False) 
                              tokens_per_s=stats["tokens_per_s"])
         if shard.count == 1:
             writer.metrics.update(_assemble({c: store for c in store.finished()}, stats["chunks"], writer.dir,
-                                            config.factory, config.train_size, config.seed, config.gpu))
+                                            config.factory, config.train_size, config.seed, config.gpu,
+                                            config.precision))
     return config.out
 
 
@@ -268,7 +277,7 @@ def _build_bm25(config: IndexConfig) -> Path:
 
 
 def _assemble(stores: dict[int, encoding.ChunkStore], chunks: int, out: Path, factory: str, train_size: int,
-              seed: int, gpu: bool | None) -> dict[str, Any]:
+              seed: int, gpu: bool | None, precision: str = "fp32") -> dict[str, Any]:
     """Concatenate chunks 0..chunks-1 in order into ``ids.txt`` and a FAISS index under ``out``."""
     missing = [c for c in range(chunks) if c not in stores]
     if missing:
@@ -281,10 +290,13 @@ def _assemble(stores: dict[int, encoding.ChunkStore], chunks: int, out: Path, fa
     vectors = np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
     if len(set(ids)) != len(ids):
         raise ArtifactError(f"{out}: duplicate document ids across chunks; rebuild the index from scratch")
-    index = build_faiss(vectors, factory, train_size=train_size, seed=seed, gpu=gpu, progress=True)
+    index = build_faiss(vectors, factory, train_size=train_size, seed=seed, gpu=gpu, progress=True,
+                        precision=precision)
     save_faiss(index, out / INDEX)
     (out / IDS).write_text("".join(f"{doc_id}\n" for doc_id in ids))
-    return {"vectors": int(index.ntotal), "factory": factory, "index_bytes": (out / INDEX).stat().st_size}
+    return {"vectors": int(index.ntotal), "factory": factory, "precision": precision,
+            "faiss_factory": faiss_factory(factory, precision), "faiss_type": type(index).__name__,
+            "index_bytes": (out / INDEX).stat().st_size, "full_vectors_bytes": int(vectors.nbytes)}
 
 
 def merge_shards(config: MergeConfig) -> Path:
@@ -323,7 +335,8 @@ def merge_shards(config: MergeConfig) -> Path:
         metrics["shards"] = {str(i): seen[i].manifest.get("timing", {}) for i in range(count)}
         writer.metrics.update(metrics)
         writer.metrics.update(_assemble({c: target for c in target.finished()}, chunks, writer.dir, common["factory"],
-                                        common["train_size"], common["seed"], config.gpu))
+                                        common["train_size"], common["seed"], config.gpu,
+                                        common.get("precision", "fp32")))
     return config.out
 
 

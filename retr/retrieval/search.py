@@ -37,6 +37,10 @@ class SearchConfig:
                                         "llara); the passages stay as indexed. Default: the index's")
     max_query_length: int | None = option(None, "Dense indexes only: max query tokens, prompt included. "
                                           "Default: the index's")
+    rescore: bool | None = option(None, "Dense indexes only: re-rank rescore_factor x k candidates of the index by "
+                                  "the inner product with the full float32 vectors (read by memory map). Default: "
+                                  "yes for int8 and binary indexes, else no")
+    rescore_factor: int = option(4, "Dense indexes only, when rescoring: candidates taken per hit kept")
     k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
     b: float = option(0.4, "BM25 b (document-length normalization)")
     threads: int = option(2, "BM25 search threads")
@@ -55,8 +59,8 @@ class SearchConfig:
             self.split = None  # every query of the queries file
         if not 1 <= self.k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {self.k}")
-        if self.batch_size < 1 or self.threads < 1:
-            raise ValueError("batch_size and threads must be >= 1")
+        if self.batch_size < 1 or self.threads < 1 or self.rescore_factor < 1:
+            raise ValueError("batch_size, threads and rescore_factor must be >= 1")
 
 
 def search(cfg: SearchConfig) -> Path:
@@ -90,10 +94,11 @@ def search(cfg: SearchConfig) -> Path:
 
             writer.metrics["engine"] = engine_info()
         else:
-            from retr.retrieval.dense_search import QUERY_SIDE, query_options
+            from retr.retrieval.dense_search import QUERY_SIDE, query_options, rescore_plan
 
             used = query_options(index, query_side(cfg))
             writer.metrics["query_options"] = {name: used[name] for name in QUERY_SIDE}
+            writer.metrics["rescore"] = rescore_plan(index, cfg.rescore, cfg.rescore_factor)
         writer.timing.update(
             search_seconds=round(seconds, 3), queries_per_s=round(len(queries) / max(seconds, 1e-9), 1)
         )
@@ -102,16 +107,16 @@ def search(cfg: SearchConfig) -> Path:
 
 def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Run:
     if index.kind == "bm25-index":
-        if cfg.encoder is not None or any(v is not None for v in query_side(cfg).values()):
-            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder, query template or query "
-                                "length; drop those options")
+        if cfg.encoder is not None or cfg.rescore is not None or any(v is not None for v in query_side(cfg).values()):
+            raise ArtifactError(f"{index.path}: is a BM25 index, which takes no encoder, query template, query "
+                                "length or rescoring; drop those options")
         from retr.retrieval.bm25_search import search_bm25
 
         return search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
     from retr.retrieval.dense_search import search_dense
 
     return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size,
-                        query_side=query_side(cfg))
+                        query_side=query_side(cfg), rescore=cfg.rescore, rescore_factor=cfg.rescore_factor)
 
 
 def query_side(cfg: SearchConfig) -> dict[str, object]:
