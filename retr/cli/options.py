@@ -16,23 +16,17 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from retr.data.options import shown_default
+
 CONFIG = "config"
 
 
 def _shown(field: dataclasses.Field) -> str | None:
     if field.default is not dataclasses.MISSING:
-        default = field.default
-    elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        default = field.default_factory()  # type: ignore[misc]
-    else:
-        return None
-    if default is None or default == [] or default == "":
-        return None
-    if isinstance(default, bool):
-        return "yes" if default else "no"
-    if isinstance(default, list):
-        return ", ".join(map(str, default))
-    return str(default)
+        return shown_default(field.default)
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return shown_default(field.default_factory())  # type: ignore[misc]
+    return None
 
 
 def option_help(field: dataclasses.Field) -> str:

@@ -2,6 +2,8 @@
 
 ``option(default, help)`` is the field every stage config uses; the CLI generates each command's options from these
 fields (name, type, default, help) and ``retr run`` builds the same dataclasses from YAML, so nothing is retyped.
+Options shared by several configs (the encoder's, BM25's) are defined once in their own dataclass and added to each
+config by :func:`include` as flat fields, so CLI options, YAML keys and manifests stay flat.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors typer's keyword
@@ -18,6 +20,62 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors typer's keyw
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+def shown_default(default: Any) -> str | None:
+    """A default as help texts show it (None for no default worth showing: None, empty)."""
+    if default is None or default == [] or default == "":
+        return None
+    if isinstance(default, bool):
+        return "yes" if default else "no"
+    if isinstance(default, list):
+        return ", ".join(map(str, default))
+    return str(default)
+
+
+def include(source: type, after: str, only: Sequence[str] | None = None,
+            unset: str | None = None) -> Callable[[type], type]:
+    """Class decorator (below ``@dataclass``): add the fields of the dataclass ``source`` (or ``only`` those) right
+    after the field ``after``, with the source's type, default and help, so each shared option is defined once.
+
+    ``unset``: the added fields default to None instead ("use the model's"), and their help says what None means:
+    ``unset`` with ``{default}`` replaced by the source's default, e.g. ``"Default: the model's ({default})"``.
+    :func:`included` gives back the added fields' values.
+    """
+
+    def decorate(cls: type) -> type:
+        hints = typing.get_type_hints(source)
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        if after not in own:
+            raise TypeError(f"{cls.__name__}: no field {after!r} to include {source.__name__}'s fields after")
+        added: dict[str, Any] = {}
+        for spec in dataclasses.fields(source):
+            if only is not None and spec.name not in only:
+                continue
+            if spec.name in own:
+                raise TypeError(f"{cls.__name__}.{spec.name} is defined by {source.__name__}; drop the copy")
+            text = str(spec.metadata.get("help", ""))
+            if unset is None:
+                added[spec.name] = hints[spec.name]
+                default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+                setattr(cls, spec.name, option(default, text))
+            else:
+                added[spec.name] = hints[spec.name] | None
+                shown = shown_default(spec.default if spec.default is not dataclasses.MISSING else None)
+                note = unset.format(default=shown) if shown is not None else ""
+                setattr(cls, spec.name, option(None, f"{text.rstrip('.')}. {note}" if note else text))
+        names = list(own)
+        at = names.index(after) + 1
+        cls.__annotations__ = {**{n: own[n] for n in names[:at]}, **added, **{n: own[n] for n in names[at:]}}
+        cls.__included__ = {**getattr(cls, "__included__", {}), source: tuple(added)}
+        return cls
+
+    return decorate
+
+
+def included(config: Any, source: type) -> dict[str, Any]:
+    """The values of the fields :func:`include` added to ``config``'s class from ``source``."""
+    return {name: getattr(config, name) for name in type(config).__included__[source]}
 
 
 def build_config(cls: type, values: dict[str, Any], source: str = "options") -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from retr.data.options import option
+from retr.data.options import include, included, option
 from retr.data.artifacts import (Artifact, ArtifactError, ArtifactWriter, MANIFEST, check_output, config_dict,
                                  open_artifact, sha256_json)
 from retr.data.errors import UsageError
@@ -36,6 +36,7 @@ from retr.data.artifacts import cached_sha256  # sha256 cached by (path, size, m
 from retr.indexing import encode as encoding
 from retr.indexing.faiss_index import build_faiss, faiss_factory, save_faiss
 from retr.retrieval.dense_layout import EMBEDDINGS, IDS, INDEX, KIND, SHARD_KIND
+from retr.retrieval.encoder_options import EncoderOptions
 # Config fields that do not change the vectors or the index: a merge ignores them when comparing shards.
 LOCAL_FIELDS = ("out", "overwrite", "shard", "threads", "gpu")
 # How long the processes of a torchrun launch wait for the slowest one to finish its shard (and for the merge).
@@ -43,8 +44,9 @@ LAUNCH_WAIT = timedelta(hours=24)
 
 
 @dataclass
+@include(EncoderOptions, after="prompt", unset="Default: the model's ({default})")
 class IndexConfig:
-    """Options of `retr index`; encoder options left as None take the encoder's own defaults."""
+    """Options of `retr index`: its own, plus the fields of EncoderOptions after ``prompt`` (None: the model's)."""
 
     corpus: str = option("scifact", "Corpus: a dataset name under the data dir (scifact), a BEIR/MS MARCO dir, a "
                          ".jsonl[.gz]/.tsv file or irds:<id>")
@@ -58,16 +60,6 @@ class IndexConfig:
                             "IVF1024,SQ8); binary takes Flat, IVFn,Flat or HNSWm. The float32 vectors are kept for "
                             "`retr search --rescore`")
     prompt: str | None = option(None, "Prompt preset for queries and passages: none, e5, llara")
-    pooling: str | None = option(None, "mean | last | first | weighted_mean. Default: the model's (mean)")
-    attention: str | None = option(None, "bidirectional | causal (decoders only). Default: the model's "
-                                   "(bidirectional)")
-    query_template: str | None = option(None, "Query template with {text}, or a preset name")
-    passage_template: str | None = option(None, "Passage template with {text}, or a preset name")
-    normalize: bool | None = option(None, "L2-normalise vectors. Default: the model's (yes)")
-    max_query_length: int | None = option(None, "Max query tokens, prompt included. Default: the model's (64)")
-    max_passage_length: int | None = option(None, "Max passage tokens, prompt included. Default: the model's (256)")
-    dtype: str | None = option(None, "auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16 | float16")
-    quantize: str | None = option(None, "int8: dynamic int8 quantisation of Linear layers (CPU)")
     batch_tokens: int | None = option(None, "Tokens per batch (rows x longest row). Default: 16384 CPU, 65536 GPU")
     chunk_size: int = option(1024, "Documents per checkpointed chunk (the unit of resume and sharding)")
     shard: str = option("0/1", "i/n: encode every n-th chunk starting at i (one process or GPU per shard); combine "
@@ -107,9 +99,7 @@ class MergeConfig:
 
 def encoder_overrides(config: IndexConfig) -> dict[str, Any]:
     """EncoderOptions overrides from the index config (``prompt`` sets both templates unless they are given)."""
-    from retr.retrieval.encoder import EncoderOptions
-
-    values = {name: getattr(config, name) for name in EncoderOptions.fields()}
+    values = included(config, EncoderOptions)
     if config.prompt is not None:
         values["query_template"] = values["query_template"] or config.prompt
         values["passage_template"] = values["passage_template"] or config.prompt

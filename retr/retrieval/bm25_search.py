@@ -16,17 +16,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from tqdm import tqdm
 
 from retr.data.artifacts import Artifact, ArtifactError
 from retr.data.errors import UsageError
+from retr.data.options import option
 from retr.data.trec import Run
 
 KIND = "bm25-index"
 LUCENE_DIR = "lucene"
 HITS_PER_BATCH = 200_000  # bounds the JSON string of one batch (~55 bytes a hit)
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """The BM25 ranking parameters: one definition, included (flat) in the configs that search BM25."""
+
+    k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
+    b: float = option(0.4, "BM25 b (document-length normalization)")
 
 
 def lucene_path(index: Artifact, verify: bool = True) -> Path:
@@ -50,7 +60,7 @@ class BM25Searcher:
     BM25(k1, b). Used directly because importing ``pyserini.search.lucene`` also imports torch, transformers and
     scikit-learn (about 6 s) for its neural searchers; the calls are the ones ``LuceneSearcher`` makes."""
 
-    def __init__(self, index: Artifact, k1: float = 0.9, b: float = 0.4, threads: int = 2) -> None:
+    def __init__(self, index: Artifact, k1: float = BM25Params.k1, b: float = BM25Params.b, threads: int = 2) -> None:
         from retr.retrieval.lucene import jclass
 
         path = lucene_path(index)
@@ -121,8 +131,8 @@ def search_bm25(
     index: Artifact,
     queries: dict[str, str],
     k: int = 1000,
-    k1: float = 0.9,
-    b: float = 0.4,
+    k1: float = BM25Params.k1,
+    b: float = BM25Params.b,
     threads: int = 2,
     progress: bool = False,
 ) -> Run:

@@ -8,11 +8,8 @@ order is the input order. ``tokenize``, ``collate`` and ``embed`` are the differ
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -21,55 +18,12 @@ import numpy as np
 from retr.data.artifacts import sha256_json
 from retr.data.errors import UsageError
 from retr.retrieval import prompts
-from retr.retrieval.attention import ATTENTIONS, forward_hidden
-from retr.retrieval.pooling import POOLINGS, pool
+from retr.retrieval.attention import forward_hidden
+from retr.retrieval.encoder_options import LAST_K, EncoderOptions
+from retr.retrieval.pooling import pool
 
-QUANTIZE = (None, "int8")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHARS_PER_TOKEN_CAP = 64  # texts are cut at 64 chars per allowed token before tokenising (no token is that long)
 EXPORTED_OPTIONS = "retr_encoder.json"  # written by retr.retrieval.export beside an exported model
-LAST_K = re.compile(r"^last(\d+)$")  # "last8": mean of the last 8 tokens (LLaRA's 8 prompt placeholders)
-
-
-@dataclass
-class EncoderOptions:
-    """How texts become vectors. Templates may also be preset names (see :mod:`retr.retrieval.prompts`).
-
-    ``pooling``: one of :data:`retr.retrieval.pooling.POOLINGS`, or ``last<k>`` = the mean of the last k tokens
-    (LLaRA embeds a text as the mean of its prompt's k placeholder states, which end the sequence).
-    """
-
-    pooling: str = "mean"
-    attention: str = "bidirectional"
-    query_template: str = "{text}"
-    passage_template: str = "{text}"
-    normalize: bool = True
-    max_query_length: int = 64
-    max_passage_length: int = 256
-    dtype: str = "auto"
-    quantize: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS and not LAST_K.match(self.pooling):
-            raise UsageError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)} or last<k>")
-        if self.attention not in ATTENTIONS:
-            raise UsageError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
-        if self.quantize not in QUANTIZE:
-            raise UsageError(f"unknown quantize {self.quantize!r}; choose int8 or leave it unset")
-        if self.dtype not in DTYPES:
-            raise UsageError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        for name in ("max_query_length", "max_passage_length"):
-            if int(getattr(self, name)) < 1:
-                raise UsageError(f"{name} must be at least 1")
-        self.query_template = prompts.resolve(self.query_template, "query")
-        self.passage_template = prompts.resolve(self.passage_template, "passage")
-
-    @classmethod
-    def fields(cls) -> set[str]:
-        return {f.name for f in dataclasses.fields(cls)}
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class Encoder:

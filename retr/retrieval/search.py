@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from retr.data.options import option
+from retr.data.options import include, included, option
 from retr.data.artifacts import Artifact, ArtifactError, ArtifactWriter, config_dict, open_artifact
 from retr.data.datasets import Dataset
 from retr.data.trec import Run, write_run
+from retr.retrieval.bm25_search import BM25Params
 
 RUN_FILE = "run.trec"
 MAX_K = 1_000_000  # hits per query; Lucene allocates k slots up front, and no ranked list needs more
@@ -22,6 +23,7 @@ INDEX_KINDS = ("bm25-index", "dense-index")
 
 
 @dataclass
+@include(BM25Params, after="rescore_factor")
 class SearchConfig:
     index: Path | None = option(None, "Index artifact: a bm25-index or a dense-index. Default: the cached BM25 index "
                                 "of the --queries corpus")
@@ -41,8 +43,6 @@ class SearchConfig:
                                   "the inner product with the full float32 vectors (read by memory map). Default: "
                                   "yes for int8 and binary indexes, else no")
     rescore_factor: int = option(4, "Dense indexes only, when rescoring: candidates taken per hit kept")
-    k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
-    b: float = option(0.4, "BM25 b (document-length normalization)")
     threads: int = option(2, "BM25 search threads")
     drop_self: bool | None = option(None, "Drop a hit whose document id is its query's id (BEIR's "
                                     "ignore_identical_ids, Pyserini's --remove-query: in ArguAna and Quora the queries "
@@ -61,6 +61,10 @@ class SearchConfig:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {self.k}")
         if self.batch_size < 1 or self.threads < 1 or self.rescore_factor < 1:
             raise ValueError("batch_size, threads and rescore_factor must be >= 1")
+
+    @property
+    def bm25(self) -> BM25Params:
+        return BM25Params(**included(self, BM25Params))
 
 
 def search(cfg: SearchConfig) -> Path:
@@ -112,7 +116,7 @@ def _dispatch(index: Artifact, queries: dict[str, str], cfg: SearchConfig) -> Ru
                                 "length or rescoring; drop those options")
         from retr.retrieval.bm25_search import search_bm25
 
-        return search_bm25(index, queries, k=cfg.k, k1=cfg.k1, b=cfg.b, threads=cfg.threads, progress=True)
+        return search_bm25(index, queries, k=cfg.k, k1=cfg.bm25.k1, b=cfg.bm25.b, threads=cfg.threads, progress=True)
     from retr.retrieval.dense_search import search_dense
 
     return search_dense(index, queries, k=cfg.k, encoder=cfg.encoder, batch_size=cfg.batch_size,

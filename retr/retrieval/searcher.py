@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from retr.data.artifacts import MANIFEST, Artifact, ArtifactError, open_artifact
+from retr.retrieval.bm25_search import BM25Params
 
 INDEX_KINDS = ("bm25-index", "dense-index")
 
@@ -64,7 +65,8 @@ class Index:
     """An opened index artifact; see the module docstring. ``encoder`` / ``k1`` / ``b`` as for ``retr search``."""
 
     def __init__(self, path: str | Path, corpus: str | Path | None = None, encoder: str | None = None,
-                 k1: float = 0.9, b: float = 0.4, query_side: dict[str, Any] | None = None) -> None:
+                 k1: float = BM25Params.k1, b: float = BM25Params.b,
+                 query_side: dict[str, Any] | None = None) -> None:
         self.artifact: Artifact = open_artifact(path, kind=INDEX_KINDS)
         self.kind = self.artifact.kind
         self.corpus = Path(corpus) if corpus is not None else None

@@ -34,12 +34,12 @@ from typing import Any
 from tqdm import tqdm
 
 from retr.data.artifacts import Artifact, ArtifactWriter, check_output, config_dict
-from retr.data.options import option
+from retr.data.options import include, included, option
 from retr.data.datasets import Dataset, Doc
 from retr.data.errors import DataError
 from retr.data.trec import positives, write_run
 from retr.indexing.bm25 import ensure_bm25_index
-from retr.retrieval.bm25_search import BM25Searcher
+from retr.retrieval.bm25_search import BM25Params, BM25Searcher
 from retr.retrieval.lucene import engine_info
 from retr.retrieval.search import MAX_K
 
@@ -50,14 +50,13 @@ DENSE_RUN_FILE = "dense.trec"
 
 
 @dataclass
+@include(BM25Params, after="k")
 class MineConfig:
     dataset: str = option("scifact", "Dataset spec with corpus, queries and qrels: a name under the data dir, a "
                           "BEIR/MS MARCO dir or irds:<id>")
     split: str = option("train", "Split whose queries and qrels are mined")
     out: Path = option(Path("runs/mine"), "Output training-set artifact directory")
     k: int = option(100, "BM25 hits retrieved per query (also written to bm25.trec)")
-    k1: float = option(0.9, "BM25 k1 (term-frequency saturation)")
-    b: float = option(0.4, "BM25 b (document-length normalization)")
     negatives: int = option(8, "Hard negatives sampled per query")
     rank_min: int = option(10, "Best BM25 rank (1-based, inclusive) a negative may have")
     rank_max: int = option(100, "Worst BM25 rank (inclusive, <= k) a negative may have")
@@ -96,6 +95,10 @@ class MineConfig:
                 f"{self.negatives} negatives cannot come from the {self.rank_max - self.rank_min + 1} ranks "
                 f"{self.rank_min}..{self.rank_max}; widen the window or ask for fewer"
             )
+
+    @property
+    def bm25(self) -> BM25Params:
+        return BM25Params(**included(self, BM25Params))
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ def _search_and_sample(
     picked: dict[str, list[Hit] | None] = {}
     in_top_k = 0
     part = run_file.with_name("_batch.trec")
-    searcher = BM25Searcher(index, k1=cfg.k1, b=cfg.b, threads=cfg.threads)
+    searcher = BM25Searcher(index, k1=cfg.bm25.k1, b=cfg.bm25.b, threads=cfg.threads)
     try:
         with open(run_file, "wb") as out:
             for batch in searcher.iter_search(queries, k=cfg.k, progress=True):
