@@ -14,6 +14,8 @@ Measured, each a fresh ``python`` process started with ``subprocess`` (the proce
   trec_eval order (``trec_order``, as retr score does), then ``import ranx`` and ``ranx.evaluate(...,
   make_comparable=True)`` on the same metrics, without retr's cache (what scoring cost before this cache). It
   writes no report and draws no plot, so it does less than ``retr score``.
+- with ``--before CHECKOUT`` (e.g. /work/main before this change): ``retr score`` of that checkout, same run, same
+  process model, timed with the others (its own numba caching, whatever it is).
 
 Warm and baseline are timed ``--repeats`` times, interleaved so that load from other processes hits both alike;
 medians are reported. Wall time and CPU time (user + sys of the child) are printed, with the machine's load
@@ -81,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="run artifact or TREC file (default: make a SciFact BM25 run)")
     parser.add_argument("--dataset", help="dataset whose qrels score a plain TREC file (default: the run's, scifact)")
+    parser.add_argument("--before", type=Path, help="a retr checkout to time as well (retr score before a change)")
     parser.add_argument("--repeats", type=int, default=5, help="timed warm and baseline runs, median (default: 5)")
     args = parser.parse_args()
 
@@ -97,12 +100,13 @@ def main() -> None:
         score_env = {**env, "NUMBA_CACHE_DIR": str(tmp_dir / "ranx-kernels")}  # empty: the cold start
         out = iter(range(10**6))
 
-        def retr_score() -> tuple[float, float, dict[str, float]]:
+        def retr_score(checkout: Path | None = None) -> tuple[float, float, dict[str, float]]:
             report = tmp_dir / f"report-{next(out)}"
             command = [sys.executable, "-m", "retr", "score", str(run), "--out", str(report)]
             if not run.is_dir():
                 command += ["--dataset", dataset, "--split", split]
-            wall, cpu, _ = timed(command, score_env)
+            child_env = score_env if checkout is None else {**env, "PYTHONPATH": str(checkout.resolve())}
+            wall, cpu, _ = timed(command, child_env)
             scores = next(iter(json.loads((report / "report.json").read_text())["runs"].values()))["scores"]
             return wall, cpu, scores
 
@@ -113,13 +117,15 @@ def main() -> None:
 
         load = os.getloadavg()[0]
         cold_wall, cold_cpu, cold_scores = retr_score()
-        warm, base = [], []
+        warm, base, before = [], [], []
         for _ in range(args.repeats):
             warm.append(retr_score())
             base.append(plain_ranx())
+            if args.before:
+                before.append(retr_score(args.before))
         load = (load + os.getloadavg()[0]) / 2
 
-    for (_, _, scores) in warm + base:
+    for (_, _, scores) in warm + base + before:
         if scores != cold_scores:
             sys.exit(f"numbers differ: {scores} != {cold_scores}")
     rows = {
@@ -128,6 +134,9 @@ def main() -> None:
         "baseline: plain ranx evaluate": (statistics.median(w for w, _, _ in base),
                                           statistics.median(c for _, c, _ in base)),
     }  # fmt: skip
+    if before:
+        rows[f"retr score of {args.before}"] = (statistics.median(w for w, _, _ in before),
+                                                statistics.median(c for _, c, _ in before))
     print(f"\nload average (1 min) during the runs: {load:.1f} on {os.cpu_count()} CPUs; median of {args.repeats}")
     print(f"{'':34s} {'wall s':>8s} {'CPU s':>8s}")
     for name, (wall, cpu) in rows.items():
@@ -136,8 +145,11 @@ def main() -> None:
     base_wall, base_cpu = rows["baseline: plain ranx evaluate"]
     print(f"\nwarm / baseline: wall {warm_wall / base_wall:.2f}x, CPU {warm_cpu / base_cpu:.2f}x")
     print(f"warm / cold:     wall {warm_wall / cold_wall:.2f}x, CPU {warm_cpu / cold_cpu:.2f}x")
+    if before:
+        before_wall, before_cpu = rows[f"retr score of {args.before}"]
+        print(f"warm / before:   wall {warm_wall / before_wall:.2f}x, CPU {warm_cpu / before_cpu:.2f}x")
     print(f"warm wall times: {', '.join(f'{w:.2f}' for w, _, _ in warm)}")
-    print(f"numbers identical in all {1 + 2 * args.repeats} processes: {cold_scores}")
+    print(f"numbers identical in all {1 + len(warm + base + before)} processes: {cold_scores}")
 
 
 if __name__ == "__main__":
