@@ -53,11 +53,12 @@ print(json.dumps({m: float(v) for m, v in scores.items()}))
 """
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user + sys of the child) and stdout of one fresh process."""
+def timed(command: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + sys of the child) and stdout of one fresh process run in ``cwd`` (first on
+    the child's sys.path with ``python -m``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -105,8 +106,10 @@ def main() -> None:
             command = [sys.executable, "-m", "retr", "score", str(run), "--out", str(report)]
             if not run.is_dir():
                 command += ["--dataset", dataset, "--split", split]
-            child_env = score_env if checkout is None else {**env, "PYTHONPATH": str(checkout.resolve())}
-            wall, cpu, _ = timed(command, child_env)
+            if checkout is None:
+                wall, cpu, _ = timed(command, score_env)
+            else:  # run in the checkout, so that `python -m retr` imports its code
+                wall, cpu, _ = timed(command, {**env, "PYTHONPATH": str(checkout.resolve())}, checkout.resolve())
             scores = next(iter(json.loads((report / "report.json").read_text())["runs"].values()))["scores"]
             return wall, cpu, scores
 
