@@ -3,8 +3,8 @@
 Why: ranx runs on numba. Its metric kernels are ``@njit(cache=True)``, but the functions it calls from Python on
 numba's typed containers (``numba.typed.Dict.__contains__``/``__iter__``/``__len__``, ``numba.typed.List``'s
 constructor and ``append``) are numba's own ``@njit`` dispatchers without a cache, so every process compiled them
-again: about 8 s of the 10-12 s that ``retr score`` took on a SciFact-size run (300 queries x 1000 hits), where
-the scoring itself takes well under a second (measurements: docs/scoring.md).
+again; that compilation was the largest part of a SciFact-size ``retr score`` (300 queries x 1000 hits), the
+rest being imports (measurements: docs/scoring.md, bench/bench_score.py).
 
 :func:`import_ranx` points numba's on-disk cache at ``$RETR_HOME/ranx-kernels`` (``NUMBA_CACHE_DIR``, set here
 and nowhere else; a ``NUMBA_CACHE_DIR`` the user set is kept) and turns caching on for every numba dispatcher of
