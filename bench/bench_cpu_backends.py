@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=400)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--attention", default=None, choices=["bidirectional", "causal"],
+                        help="retr's attention for a decoder (default: the model's encoder options); "
+                             "sentence-transformers always runs a decoder causal")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", default="st-fp32,retr-fp32,retr-int8,ort-fp32,ort-fp32-fused,ort-int8")
     parser.add_argument("--per-tensor", action="store_true",
@@ -217,7 +220,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     texts = corpus_texts(args.corpus, args.docs)
-    fp32 = load_encoder(args.model, max_passage_length=args.max_length)
+    fp32 = load_encoder(args.model, max_passage_length=args.max_length, attention=args.attention)
     tokens = sum(len(s) for s in fp32.tokenize(texts, "passage"))
     tag = f"{args.model.replace('/', '_')}-{args.max_length}"
     backends: dict[str, Encode] = {}
@@ -230,7 +233,7 @@ def main() -> None:
             backends[name] = torch_encoder(fp32)
         elif name == "retr-int8":
             backends[name] = torch_encoder(load_encoder(args.model, max_passage_length=args.max_length,
-                                                        quantize="int8"))
+                                                        attention=args.attention, quantize="int8"))
         elif name.startswith("ort-") or name == "ov-fp32":
             onnx_path = onnx_path or export_onnx(fp32, args.work / f"{tag}.onnx")
             if name == "ov-fp32":
