@@ -41,9 +41,9 @@ def spy_model(monkeypatch):
     seen = {}
     original = train_module._write_model
 
-    def spy(directory, model, tokenizer, cfg, fmt):
+    def spy(directory, model, tokenizer, cfg, fmt, state=None):
         seen["model"], seen["tokenizer"] = model, tokenizer
-        original(directory, model, tokenizer, cfg, fmt)
+        original(directory, model, tokenizer, cfg, fmt, state)
 
     monkeypatch.setattr(train_module, "_write_model", spy)
     return seen
