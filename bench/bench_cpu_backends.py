@@ -4,6 +4,8 @@ Backends (the baseline is sentence-transformers' ``encode`` with torch fp32, the
 - ``st-fp32``: ``SentenceTransformer.encode`` (batch 32, its own length sorting);
 - ``retr-fp32`` / ``retr-int8``: :class:`retr.retrieval.encoder.Encoder` (token-budget batches; int8 = torch dynamic
   quantisation of the Linear layers);
+- ``retr-bf16``: the same with ``dtype bf16-autocast`` (fp32 weights, bf16 matmuls): what ``dtype auto`` picks on a
+  CPU with native bf16 (AVX512-BF16/AMX); in the default list only there (elsewhere bf16 is emulated and slow);
 - ``ort-fp32``: ONNX Runtime on ``Encoder.embed`` exported with ``torch.onnx.export`` (pooling and normalisation
   inside the graph), fed retr's own tokenisation and token-budget batches, graph optimisation level ALL;
 - ``ort-fp32-fused`` (BERT-type models only): the same graph after ``onnxruntime.transformers.optimizer`` (fused
@@ -202,7 +204,9 @@ def main() -> None:
                         help="retr's attention for a decoder (default: the model's encoder options); "
                              "sentence-transformers always runs a decoder causal")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backends", default="st-fp32,retr-fp32,retr-int8,ort-fp32,ort-fp32-fused,ort-int8")
+    parser.add_argument("--backends", default=None,
+                        help="comma list; default: st-fp32,retr-fp32,[retr-bf16 on a native-bf16 CPU,]retr-int8,"
+                             "ort-fp32,ort-fp32-fused,ort-int8")
     parser.add_argument("--per-tensor", action="store_true",
                         help="per-tensor int8 weights for ort-int8 (default per-channel: per-tensor lost accuracy)")
     parser.add_argument("--ndcg", action="store_true", help="nDCG@10 on the SciFact sub-corpus for each backend")
@@ -218,7 +222,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    from retr.retrieval.hardware import cpu_has_native_bf16
+
+    bf16 = "retr-bf16," if cpu_has_native_bf16() else ""
+    backends_arg = args.backends or f"st-fp32,retr-fp32,{bf16}retr-int8,ort-fp32,ort-fp32-fused,ort-int8"
+    names = [b.strip() for b in backends_arg.split(",") if b.strip()]
     texts = corpus_texts(args.corpus, args.docs)
     fp32 = load_encoder(args.model, max_passage_length=args.max_length, attention=args.attention)
     tokens = sum(len(s) for s in fp32.tokenize(texts, "passage"))
@@ -231,6 +239,9 @@ def main() -> None:
             backends[name] = st_encoder(directory, args.max_length)
         elif name == "retr-fp32":
             backends[name] = torch_encoder(fp32)
+        elif name == "retr-bf16":
+            backends[name] = torch_encoder(load_encoder(args.model, max_passage_length=args.max_length,
+                                                        attention=args.attention, dtype="bf16-autocast"))
         elif name == "retr-int8":
             backends[name] = torch_encoder(load_encoder(args.model, max_passage_length=args.max_length,
                                                         attention=args.attention, quantize="int8"))

@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RETR_NATIVE_BF16", "0")  # fp32 by default on every CPU: numbers independent of the machine
 
 
 @pytest.fixture(scope="session")

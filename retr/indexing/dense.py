@@ -233,7 +233,8 @@ def _build(config: IndexConfig, device: str | None = None, reuse: bool = False) 
             encoder, encoding.select_docs(dataset.corpus(), config.limit, keep), store, config.chunk_size, shard,
             total_docs=total,
         )
-        writer.metrics.update(stats, dim=encoder.dim, dtype="float32", encoder=encoder.spec, shard=str(shard),
+        writer.metrics.update(stats, dim=encoder.dim, dtype="float32", compute=encoder.compute, encoder=encoder.spec,
+                              shard=str(shard),
                               corpus_stats=dict(dataset.stats))
         if keep is not None and config.limit is None:
             writer.metrics["doc_ids_not_in_corpus"] = len(keep) - stats["docs"]
@@ -321,6 +322,7 @@ def merge_shards(config: MergeConfig) -> Path:
                 for path in (source.ids_path(chunk), source.vectors_path(chunk)):
                     _link_or_copy(path, target.folder / path.name)
         metrics = {k: first.manifest["metrics"][k] for k in ("docs", "chunks", "dim", "dtype", "encoder")}
+        metrics["compute"] = ", ".join(sorted({a.manifest["metrics"].get("compute", "float32") for a in shards}))
         metrics["tokens"] = sum(a.manifest["metrics"].get("tokens", 0) for a in shards)
         metrics["shards"] = {str(i): seen[i].manifest.get("timing", {}) for i in range(count)}
         writer.metrics.update(metrics)

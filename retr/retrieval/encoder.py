@@ -30,7 +30,7 @@ class Encoder:
     """A backbone with its encoding options; see the module docstring."""
 
     def __init__(self, model: Any, tokenizer: Any, options: EncoderOptions, backbone: dict[str, Any],
-                 spec: str, decoder: bool, device: Any = None) -> None:
+                 spec: str, decoder: bool, device: Any = None, compute: str | None = None) -> None:
         import torch
 
         self.model = model
@@ -40,6 +40,8 @@ class Encoder:
         self.spec = spec
         self.is_decoder = decoder
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        # what the forward computes in (recorded in index manifests): the weights' dtype, bf16-autocast or int8
+        self.compute = compute or str(next(model.parameters()).dtype).removeprefix("torch.")
         self.batch_tokens = 16384 if self.device.type == "cpu" else 65536
         self.max_batch_size = 512
         if not decoder and options.attention != "bidirectional":
@@ -129,7 +131,8 @@ class Encoder:
         out = np.zeros((len(sequences), self.dim), dtype=np.float32)
         lengths = [len(s) for s in sequences]
         own_bar = tqdm(total=len(sequences), unit="text", disable=not progress) if bar is None else None
-        with torch.inference_mode():
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute == "bf16-autocast")
+        with torch.inference_mode(), autocast:
             for batch in token_budget_batches(lengths, self.batch_tokens, self.max_batch_size):
                 input_ids, mask = self.collate([sequences[i] for i in batch])
                 out[batch] = self.embed(input_ids, mask).float().cpu().numpy()
@@ -251,15 +254,30 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if options.quantize == "int8" and device.type != "cpu":
         raise UsageError("quantize=int8 is dynamic quantisation for CPU inference; leave it unset on a GPU")
-    dtype = "float32" if options.quantize == "int8" else options.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device.type == "cuda" else "float32"
-    model, tokenizer, identity = load_backbone(spec, dtype=dtype)
+    compute = resolve_compute(options, device.type)
+    weights = "float32" if compute in ("int8", "bf16-autocast") else compute
+    model, tokenizer, identity = load_backbone(spec, dtype=weights)
     decoder = is_decoder_config(model.config)
     model.to(device)
-    if options.quantize == "int8":
+    if compute == "int8":
         model = quantize_int8(model)
-    return Encoder(model, tokenizer, options, identity, str(spec), decoder, device)
+    return Encoder(model, tokenizer, options, identity, str(spec), decoder, device, compute)
+
+
+def resolve_compute(options: EncoderOptions, device_type: str) -> str:
+    """What the forward computes in: ``int8`` (quantised), a weight dtype, or ``bf16-autocast`` (fp32 weights,
+    bf16 matmuls). ``dtype auto``: bf16 on a GPU; on a CPU bf16-autocast where the CPU has native bf16
+    (AVX512-BF16/AMX: measured x2.17 over fp32 at min cosine 1.0000 on MiniLM), else float32 (emulated bf16 is
+    slower than fp32)."""
+    from retr.retrieval.hardware import cpu_has_native_bf16
+
+    if options.quantize == "int8":
+        return "int8"
+    if options.dtype != "auto":
+        return options.dtype
+    if device_type == "cuda":
+        return "bfloat16"
+    return "bf16-autocast" if device_type == "cpu" and cpu_has_native_bf16() else "float32"
 
 
 def quantize_int8(model: Any) -> Any:

@@ -16,7 +16,7 @@ from retr.data.options import option
 from retr.retrieval import prompts
 
 QUANTIZE = (None, "int8")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "bf16-autocast")
 LAST_K = re.compile(r"^last(\d+)$")  # "last8": mean of the last 8 tokens (LLaRA's 8 prompt placeholders)
 
 
@@ -36,7 +36,9 @@ class EncoderOptions:
     normalize: bool = option(True, "L2-normalise vectors")
     max_query_length: int = option(64, "Max query tokens, prompt included")
     max_passage_length: int = option(256, "Max passage tokens, prompt included")
-    dtype: str = option("auto", "auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16 | float16")
+    dtype: str = option("auto", "auto (bf16 on a GPU; bf16-autocast on a CPU with native bf16, AVX512-BF16/AMX; "
+                                "else float32) | float32 | bfloat16 | float16 | bf16-autocast (fp32 weights, bf16 "
+                                "matmuls)")
     quantize: str | None = option(None, "int8: dynamic int8 quantisation of Linear layers (CPU)")
 
     def __post_init__(self) -> None:

@@ -2,11 +2,13 @@
 
 bf16 autocast pays only where the hardware has bf16 arithmetic: CUDA, or a CPU with AVX512-BF16 or AMX-BF16.
 On a CPU without them (e.g. AVX2-only) PyTorch emulates bf16 and training runs several times *slower* than
-fp32, so ``auto`` picks fp32 there. The flags are read from /proc/cpuinfo (Linux); elsewhere we assume none.
+fp32, so ``auto`` picks fp32 there. The flags are read from /proc/cpuinfo (Linux); elsewhere we assume none. ``RETR_NATIVE_BF16=0|1``
+overrides the detection (the test suite sets 0, so its numbers do not depend on the machine).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -27,7 +29,9 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 
 def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
-    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); see RETR_NATIVE_BF16 above."""
+    if flags is None and os.environ.get("RETR_NATIVE_BF16") in ("0", "1"):
+        return os.environ["RETR_NATIVE_BF16"] == "1"
     flags = cpu_flags() if flags is None else flags
     return any(flag in flags for flag in BF16_FLAGS)
 

@@ -64,6 +64,7 @@ def test_index_manifest_ids_and_vectors(setup, reference: Path) -> None:
     metrics = artifact.manifest["metrics"]
     assert metrics["docs"] == 45 and metrics["chunks"] == 6 and metrics["vectors"] == 45 and metrics["dim"] == 32
     assert metrics["encoded_docs"] == 45 and metrics["resumed_docs"] == 0 and metrics["tokens"] > 45
+    assert metrics["compute"] == "float32", "what the encoder computed in (the suite pins RETR_NATIVE_BF16=0)"
     assert artifact.manifest["timing"]["items_per_s"] > 0
     kinds = [record["kind"] for record in artifact.manifest["inputs"]]
     assert kinds == ["dataset", "encoder"]

@@ -142,6 +142,32 @@ def test_int8_quantises_linear_layers_and_stays_close(llama: Path) -> None:
     assert int8.identity()["sha256"] != fp32.identity()["sha256"]
 
 
+@pytest.mark.parametrize("flags, expected", [({"avx2", "fma"}, "float32"), ({"avx512f", "avx512_bf16"}, "bf16-autocast"),
+                                             ({"amx_bf16"}, "bf16-autocast")])
+def test_dtype_auto_uses_bf16_autocast_only_on_a_cpu_with_native_bf16(llama: Path, monkeypatch, flags, expected) -> None:
+    from retr.retrieval import hardware
+
+    monkeypatch.delenv("RETR_NATIVE_BF16")  # the suite pins it to 0; here the flags decide
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *a: set(flags))
+    encoder = load_encoder(str(llama), device="cpu")
+    assert encoder.compute == expected
+    assert next(encoder.model.parameters()).dtype == torch.float32, "autocast keeps fp32 weights"
+    assert load_encoder(str(llama), device="cpu", quantize="int8").compute == "int8", "an explicit int8 wins"
+
+
+def test_bf16_autocast_computes_in_bf16_and_stays_close_to_fp32(llama: Path) -> None:
+    fp32 = load_encoder(str(llama), device="cpu", dtype="float32")
+    bf16 = load_encoder(str(llama), device="cpu", dtype="bf16-autocast")
+    seen = []
+    bf16.model.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    texts = ["the cat sat on the mat", "proteins fold into shapes"]
+    a, b = fp32.encode_passages(texts), bf16.encode_passages(texts)
+    assert seen and seen[0] == torch.bfloat16, "the matmuls run in bf16"
+    assert b.dtype == np.float32 and not np.array_equal(a, b)
+    assert (a * b).sum(1).min() > 0.99
+    assert fp32.compute == "float32" and bf16.identity()["sha256"] != fp32.identity()["sha256"]
+
+
 def test_wrap_gives_training_the_same_inputs_and_gradients(llama: Path) -> None:
     from peft import LoraConfig, get_peft_model
 

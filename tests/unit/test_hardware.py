@@ -38,3 +38,13 @@ def test_resolve_precision(precision: str, device: str, flags: set, expected: st
 def test_resolve_precision_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", "cpu", set())
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("1", True)])
+def test_retr_native_bf16_overrides_detection(monkeypatch, value: str, expected: bool) -> None:
+    from retr.retrieval import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda *a: {"avx512_bf16"} if not expected else {"avx2"})
+    monkeypatch.setenv("RETR_NATIVE_BF16", value)
+    assert cpu_has_native_bf16() is expected
+    assert cpu_has_native_bf16({"avx512_bf16"}), "explicit flags are not overridden"
