@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -25,8 +25,6 @@ from retr.data.artifacts import atomic_write_text
 from retr.data.datasets import Doc
 from retr.data.errors import DataError
 
-# Test hook: called with the chunk number after each chunk is committed (a test raises or kills itself here).
-AFTER_CHUNK: Callable[[int], None] | None = None
 STORE_META = "store.json"
 
 
@@ -168,8 +166,6 @@ def encode_corpus(encoder: Any, docs: Iterable[Doc], store: ChunkStore, chunk_si
             seconds += time.perf_counter() - started
             stats["encoded_docs"] += len(batch)
             stats["tokens"] += sum(len(s) for s in sequences)
-            if AFTER_CHUNK is not None:
-                AFTER_CHUNK(number)
     stats["encode_seconds"] = round(seconds, 3)
     stats["passages_per_s"] = round(stats["encoded_docs"] / seconds, 2) if seconds else None
     stats["tokens_per_s"] = round(stats["tokens"] / seconds, 1) if seconds else None

@@ -88,18 +88,21 @@ def test_search_finds_each_document_by_its_own_text(setup, reference: Path) -> N
 def test_crash_midway_then_rerun_gives_the_same_index(setup, reference: Path, monkeypatch) -> None:
     out = setup["root"] / "crashed"
 
-    def crash(chunk: int) -> None:
+    write = encoding.ChunkStore.write
+
+    def write_then_crash(store, chunk: int, ids, vectors) -> None:
+        write(store, chunk, ids, vectors)  # the chunk is committed, then the run dies
         if chunk == 2:
             raise RuntimeError("crash after chunk 2")
 
-    monkeypatch.setattr(encoding, "AFTER_CHUNK", crash)
+    monkeypatch.setattr(encoding.ChunkStore, "write", write_then_crash)
     with pytest.raises(RuntimeError, match="crash after chunk 2"):
         build_index(config(setup, out))
     assert not out.exists()
     [tmp] = list(out.parent.glob("crashed.tmp-*"))
     assert encoding.ChunkStore(tmp / "embeddings").finished() == [0, 1, 2]
     tmp.rename(out.parent / "crashed.tmp-999999999")  # the crashed run's pid, now dead
-    monkeypatch.setattr(encoding, "AFTER_CHUNK", None)
+    monkeypatch.setattr(encoding.ChunkStore, "write", write)
     build_index(config(setup, out))
     resumed = open_artifact(out, verify=True).manifest["metrics"]
     assert resumed["resumed_docs"] == 24 and resumed["encoded_docs"] == 21
@@ -112,7 +115,12 @@ def test_sigkill_midway_then_rerun_gives_the_same_index(setup, reference: Path) 
         import os, signal
         from retr.indexing import encode
         from retr.indexing.dense import IndexConfig, build_index
-        encode.AFTER_CHUNK = lambda chunk: os.kill(os.getpid(), signal.SIGKILL) if chunk == 3 else None
+        write = encode.ChunkStore.write
+        def write_then_die(store, chunk, ids, vectors):  # the chunk is committed, then the process is killed
+            write(store, chunk, ids, vectors)
+            if chunk == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+        encode.ChunkStore.write = write_then_die
         build_index(IndexConfig(corpus={str(setup['corpus'])!r}, encoder={str(setup['model'])!r},
                                 out={str(out)!r}, chunk_size=8, max_passage_length=32, max_query_length=32))
     """)
