@@ -234,8 +234,7 @@ def _build(config: IndexConfig, device: str | None = None, reuse: bool = False) 
             total_docs=total,
         )
         writer.metrics.update(stats, dim=encoder.dim, dtype="float32", compute=encoder.compute, encoder=encoder.spec,
-                              shard=str(shard),
-                              corpus_stats=dict(dataset.stats))
+                              shard=str(shard), corpus_stats=dict(dataset.stats))
         if keep is not None and config.limit is None:
             writer.metrics["doc_ids_not_in_corpus"] = len(keep) - stats["docs"]
         writer.timing.update(encode_seconds=stats["encode_seconds"], items_per_s=stats["passages_per_s"],
