@@ -230,7 +230,10 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
     """
     import torch
 
+    from retr.retrieval.allocator import keep_freed_memory
     from retr.retrieval.backbone import artifact_encoder_json, is_decoder_config, is_model_artifact, load_backbone
+
+    keep_freed_memory()
 
     unknown = set(option_overrides) - EncoderOptions.fields()
     if unknown:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from retr.data.artifacts import ArtifactWriter, check_output, config_dict, sha256_json
+from retr.retrieval.allocator import keep_freed_memory
 from retr.retrieval.hardware import resolve_precision
 from retr.training import checkpoint
 from retr.training import distributed as D
@@ -80,6 +81,7 @@ def total_steps(cfg: TrainConfig, per_epoch: int) -> int:
 
 def train(cfg: TrainConfig) -> Path:
     check_output(cfg.out, "model", cfg.overwrite)  # before any data or model is loaded
+    keep_freed_memory()
     ctx = D.init(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
