@@ -104,11 +104,31 @@ def quantize_onnx(path: Path, out: Path, per_channel: bool) -> Path:
     return out
 
 
+def batched(encoder: Any, run_graph: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Encode:
+    """An Encode that feeds ``run_graph(input_ids, attention_mask)`` retr's tokenisation and token-budget batches
+    (int64 NumPy arrays, right-padded with the encoder's pad id), in the input order."""
+    from retr.retrieval.encoder import token_budget_batches
+
+    def encode(texts: Sequence[str], side: str) -> np.ndarray:
+        sequences = encoder.tokenize(texts, side)
+        lengths = [len(s) for s in sequences]
+        out = np.zeros((len(sequences), encoder.dim), dtype=np.float32)
+        for batch in token_budget_batches(lengths, encoder.batch_tokens, encoder.max_batch_size):
+            width = lengths[batch[0]]
+            ids = np.full((len(batch), width), encoder.pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                ids[row, :lengths[i]] = sequences[i]
+                mask[row, :lengths[i]] = 1
+            out[batch] = run_graph(ids, mask)
+        return out
+
+    return encode
+
+
 def ort_encoder(encoder: Any, path: Path, threads: int) -> Encode:
     """Encode with an ONNX Runtime session, through retr's tokenisation and token-budget batches."""
     import onnxruntime as ort
-
-    from retr.retrieval.encoder import token_budget_batches
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -116,49 +136,19 @@ def ort_encoder(encoder: Any, path: Path, threads: int) -> Encode:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def encode(texts: Sequence[str], side: str) -> np.ndarray:
-        sequences = encoder.tokenize(texts, side)
-        lengths = [len(s) for s in sequences]
-        out = np.zeros((len(sequences), encoder.dim), dtype=np.float32)
-        for batch in token_budget_batches(lengths, encoder.batch_tokens, encoder.max_batch_size):
-            width = lengths[batch[0]]
-            ids = np.full((len(batch), width), encoder.pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, i in enumerate(batch):
-                ids[row, :lengths[i]] = sequences[i]
-                mask[row, :lengths[i]] = 1
-            out[batch] = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        return out
-
-    return encode
+    return batched(encoder, lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
 
 
 def ov_encoder(encoder: Any, path: Path, threads: int) -> Encode:
     """Encode with OpenVINO (fp32; this CPU has no native bf16) on the exported graph, through retr's batches."""
     import openvino as ov
 
-    from retr.retrieval.encoder import token_budget_batches
-
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                           "INFERENCE_PRECISION_HINT": "f32",
                                                           "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
 
-    def encode(texts: Sequence[str], side: str) -> np.ndarray:
-        sequences = encoder.tokenize(texts, side)
-        lengths = [len(s) for s in sequences]
-        out = np.zeros((len(sequences), encoder.dim), dtype=np.float32)
-        for batch in token_budget_batches(lengths, encoder.batch_tokens, encoder.max_batch_size):
-            width = lengths[batch[0]]
-            ids = np.full((len(batch), width), encoder.pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, i in enumerate(batch):
-                ids[row, :lengths[i]] = sequences[i]
-                mask[row, :lengths[i]] = 1
-            out[batch] = request.infer({"input_ids": ids, "attention_mask": mask})[0]
-        return out
-
-    return encode
+    return batched(encoder, lambda ids, mask: request.infer({"input_ids": ids, "attention_mask": mask})[0])
 
 
 def torch_encoder(encoder: Any) -> Encode:
