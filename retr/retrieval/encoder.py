@@ -269,18 +269,18 @@ def load_encoder(spec: str, device: Any = None, **option_overrides: Any) -> Enco
 
 def resolve_compute(options: EncoderOptions, device_type: str) -> str:
     """What the forward computes in: ``int8`` (quantised), a weight dtype, or ``bf16-autocast`` (fp32 weights,
-    bf16 matmuls). ``dtype auto``: bf16 on a GPU; on a CPU bf16-autocast where the CPU has native bf16
-    (AVX512-BF16/AMX: measured x2.17 over fp32 at min cosine 1.0000 on MiniLM), else float32 (emulated bf16 is
-    slower than fp32)."""
-    from retr.retrieval.hardware import cpu_has_native_bf16
+    bf16 matmuls). ``dtype auto`` follows training's precision rule (:func:`retr.retrieval.hardware.resolve_precision`):
+    bf16 on a GPU (bf16 weights), bf16-autocast on a CPU with native bf16 (AVX512-BF16/AMX: measured x2.17 over fp32
+    at min cosine 1.0000 on MiniLM), else float32 (emulated bf16 is slower than fp32)."""
+    from retr.retrieval.hardware import resolve_precision
 
     if options.quantize == "int8":
         return "int8"
     if options.dtype != "auto":
         return options.dtype
-    if device_type == "cuda":
-        return "bfloat16"
-    return "bf16-autocast" if device_type == "cpu" and cpu_has_native_bf16() else "float32"
+    if resolve_precision("auto", device_type) == "fp32":
+        return "float32"
+    return "bfloat16" if device_type == "cuda" else "bf16-autocast"
 
 
 def quantize_int8(model: Any) -> Any:

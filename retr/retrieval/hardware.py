@@ -2,8 +2,8 @@
 
 bf16 autocast pays only where the hardware has bf16 arithmetic: CUDA, or a CPU with AVX512-BF16 or AMX-BF16.
 On a CPU without them (e.g. AVX2-only) PyTorch emulates bf16 and training runs several times *slower* than
-fp32, so ``auto`` picks fp32 there. The flags are read from /proc/cpuinfo (Linux); elsewhere we assume none. ``RETR_NATIVE_BF16=0|1``
-overrides the detection (the test suite sets 0, so its numbers do not depend on the machine).
+fp32, so ``auto`` picks fp32 there. The flags are read from /proc/cpuinfo (Linux); elsewhere we assume none.
+``RETR_NATIVE_BF16=0|1`` overrides the detection (the test suite sets 0, so its numbers do not depend on the machine).
 """
 
 from __future__ import annotations
