@@ -11,6 +11,7 @@ stages:
 A stage is skipped (and says so) when its artifact exists and its stamp ``<workdir>/<name>.stage.json`` matches
 the resolved config, the manifest hashes of the artifacts it reads, and the artifact's own manifest hash. So a
 changed option re-runs that stage, which gives it a new manifest hash, which re-runs everything downstream.
+The stamp also keeps the stage's wall time; every run ends with the table of them (skipped stages included).
 An option added to retr after the stage ran, at its default, does not count as a change: new options default to
 the old behaviour, and a study that spans sessions and retr versions must not redo hours of finished stages.
 ``--from NAME`` forces NAME and every later stage to re-run.
@@ -198,11 +199,27 @@ def run_pipeline(pipeline: Pipeline, force_from: str | None = None, log: Callabl
             started = time.perf_counter()
             pipeline.workdir.mkdir(parents=True, exist_ok=True)
             run_stage(config)
-            log(f"{header}: done in {time.perf_counter() - started:.1f}s")
+            seconds = time.perf_counter() - started
+            log(f"{header}: done in {seconds:.1f}s")
             stamp["output"] = open_artifact(out).sha256
+            stamp["seconds"] = round(seconds, 1)
             atomic_write_text(stamp_path, json.dumps(stamp, indent=2) + "\n")
         outputs[spec.name] = out
+    log(wall_times(pipeline))
     return outputs
+
+
+def wall_times(pipeline: Pipeline) -> str:
+    """Each stage's wall time when it last ran (its stamp's ``seconds``; "-" where none was recorded), and the sum."""
+    rows, total = [], 0.0
+    for spec in pipeline.stages:
+        try:
+            seconds = json.loads((pipeline.workdir / f"{spec.name}.stage.json").read_text()).get("seconds")
+        except (OSError, json.JSONDecodeError):
+            seconds = None
+        total += seconds or 0.0
+        rows.append(f"  {spec.name:<32} {'-' if seconds is None else f'{seconds:.1f}':>10}")
+    return "\n".join(["wall time per stage (seconds, as last run):", *rows, f"  {'total':<32} {total:>10.1f}"])
 
 
 def _up_to_date(out: Path, stamp_path: Path, stamp: dict[str, Any], config: Any) -> bool:

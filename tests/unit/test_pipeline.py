@@ -76,7 +76,7 @@ def test_second_run_skips_and_changes_rerun_downstream_only(tmp_path: Path, fake
     assert fake_stage.CALLS == ["counted"]
     messages.clear()
     run(2, 1)
-    assert all("skipped" in m for m in messages) and fake_stage.CALLS == ["counted"]
+    assert all("skipped" in m for m in messages[:-1]) and fake_stage.CALLS == ["counted"]
     run(2, 5)  # a downstream option: only that stage re-runs
     assert (outputs["counted"] / "n.txt").read_text() == "15" and fake_stage.CALLS == ["counted"] * 2
     messages.clear()
@@ -86,6 +86,19 @@ def test_second_run_skips_and_changes_rerun_downstream_only(tmp_path: Path, fake
     run(4, 5, force_from="counted")
     assert fake_stage.CALLS == ["counted"] * 4
 
+
+def test_stamps_keep_wall_times_and_every_run_ends_with_their_table(tmp_path: Path, fake_stage) -> None:
+    messages: list[str] = []
+    run = lambda: run_pipeline(Pipeline.load(write_config(tmp_path, 2, 1)), log=messages.append)
+    run()
+    seconds = {n: json.loads((tmp_path / "work" / f"{n}.stage.json").read_text())["seconds"] for n in ("docs", "counted")}
+    assert all(isinstance(s, float) and s >= 0 for s in seconds.values())
+    first_table = messages[-1]
+    messages.clear()
+    run()  # everything skipped: the table still gives the times of the runs that made the artifacts
+    assert messages[-1] == first_table and messages[-1].startswith("wall time per stage")
+    assert re.search(rf"counted +{seconds['counted']:.1f}\n", messages[-1])
+    assert re.search(rf"total +{sum(seconds.values()):.1f}$", messages[-1])
 
 
 def test_an_option_added_since_at_its_default_keeps_a_stage_done(tmp_path: Path, fake_stage) -> None:
@@ -102,7 +115,7 @@ def test_an_option_added_since_at_its_default_keeps_a_stage_done(tmp_path: Path,
     del stamp["config"]["factor"]  # as if `factor` (default 1) had been added to retr after the stage ran
     stamp_path.write_text(json.dumps(stamp))
     run(1)
-    assert fake_stage.CALLS == ["counted"] and "counted (count): up to date" in messages[-1]
+    assert fake_stage.CALLS == ["counted"] and "counted (count): up to date" in messages[-2]
     stamp_path.write_text(json.dumps(stamp))
     run(5)  # the new option away from its default: a real change
     assert fake_stage.CALLS == ["counted"] * 2
