@@ -10,8 +10,11 @@ gives a byte-identical ``train.jsonl``.
 ``max_queries`` mines a seeded random sample of the split's queries (e.g. 800 of NFCorpus' 2,590 train queries, so
 that a CPU run sees all its training data); the manifest counts the split's queries and the sampled ones.
 Queries are left out (and counted in the manifest metrics) when none of their judged positives is in the corpus,
-or when the window holds fewer than ``negatives`` non-positive hits. Search runs in batches of queries whose hits
-go straight to ``bm25.trec``; memory keeps only the sampled negatives, and one corpus pass fetches their texts.
+or when the window holds fewer than ``negatives`` non-positive hits. Where the queries are corpus documents under
+the same ids (ArguAna, Quora: the dataset's self-hit rule, as in ``retr search``), a query's own document is dropped
+from its candidates before ranking (``bm25.trec`` keeps the raw hits; the manifest counts the drops).
+Search runs in batches of queries whose hits go straight to ``bm25.trec``; memory keeps only the sampled
+negatives, and one corpus pass fetches their texts.
 
 Two levers on negative quality. ``max_negative_ratio`` is a positive-aware filter (NV-Retriever's TopK-PercPos;
 sentence-transformers' ``relative_margin``): a candidate scoring above ``ratio`` x the best-scoring judged positive
@@ -108,6 +111,16 @@ class Hit:
     score: float
 
 
+@dataclass
+class Filtered:
+    """What the filters took out of the candidates, counted over all queries (manifest metrics)."""
+
+    drop_self: bool  # drop the query's own document (the dataset's self-hit rule)
+    self_hits: int = 0
+    by_ratio: int = 0  # window candidates above the positive-aware ceiling
+    without_positive_score: int = 0  # queries with no judged positive among the hits (left unfiltered)
+
+
 def ranked(hits: dict[str, float]) -> list[Hit]:
     """Hits by score descending then docid: the order (and the ranks) of the TREC run file."""
     order = sorted(hits.items(), key=lambda item: (-item[1], item[0]))
@@ -169,7 +182,8 @@ def mine(cfg: MineConfig) -> Path:
     index = ensure_bm25_index(cfg.dataset, cfg.bm25_cache) if cfg.index is None else _dense_index(cfg.index)
     index_seconds = time.perf_counter() - started
     inputs = [index, dataset.as_input(cfg.split)]
-    filtered = {"dropped": 0, "without_positive_score": 0}
+    drop_self, self_hit_rule = dataset.self_hit_default(cfg.split)
+    filtered = Filtered(drop_self)
     with ArtifactWriter(cfg.out, KIND, config, inputs, overwrite=cfg.overwrite) as writer:
         started = time.perf_counter()
         if cfg.index is None:
@@ -195,8 +209,9 @@ def mine(cfg: MineConfig) -> Path:
             candidates="dense" if cfg.index is not None else "bm25",
             run_file=DENSE_RUN_FILE if cfg.index is not None else RUN_FILE,
             max_negative_ratio=cfg.max_negative_ratio,
-            negatives_dropped_by_ratio=filtered["dropped"],
-            queries_without_positive_score=filtered["without_positive_score"] if cfg.max_negative_ratio else None,
+            negatives_dropped_by_ratio=filtered.by_ratio,
+            queries_without_positive_score=filtered.without_positive_score if cfg.max_negative_ratio else None,
+            self_hits={"drop": drop_self, "why": self_hit_rule, "dropped": filtered.self_hits},
             engine=engine_info() if cfg.index is None else None,
             index_build_seconds=index.manifest.get("timing", {}).get("seconds"),
         )
@@ -224,17 +239,25 @@ def _dense_index(path: Path) -> Artifact:
     return open_artifact(path, kind="dense-index")
 
 
-def _pick(qid: str, hits: dict[str, float], judged: set[str], cfg: MineConfig, filtered: dict[str, int]) -> list[Hit] | None:
+def _pick(
+    qid: str, hits: dict[str, float], judged: set[str], cfg: MineConfig, filtered: Filtered
+) -> list[Hit] | None:
+    """The negatives of one query. Where the dataset's queries are its documents (ArguAna, Quora: see
+    :meth:`Dataset.self_hit_default`), the query's own document is no negative: dropped before ranking, as search
+    drops it."""
+    if filtered.drop_self and qid in hits:
+        hits = {doc: score for doc, score in hits.items() if doc != qid}
+        filtered.self_hits += 1
     order = ranked(hits)
     dropped, unknown = filter_stats(order, judged, cfg)
-    filtered["dropped"] += dropped
-    filtered["without_positive_score"] += unknown
+    filtered.by_ratio += dropped
+    filtered.without_positive_score += unknown
     return sample_negatives(order, judged, cfg, qid)
 
 
 def _dense_search_and_sample(
     index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path,
-    filtered: dict[str, int],
+    filtered: Filtered,
 ) -> tuple[dict[str, list[Hit] | None], int]:
     """Top-k of the dense index (encoded with its own encoder) per query, written to ``dense.trec`` and sampled."""
     from retr.retrieval.dense_search import search_dense
@@ -248,7 +271,7 @@ def _dense_search_and_sample(
 
 def _search_and_sample(
     index: Artifact, queries: dict[str, str], judged: dict[str, set[str]], cfg: MineConfig, run_file: Path,
-    filtered: dict[str, int],
+    filtered: Filtered,
 ) -> tuple[dict[str, list[Hit] | None], int]:
     """BM25 in batches of queries: each batch's hits are appended to the TREC run file and sampled, then dropped,
     so memory holds only the sampled negatives. Returns them and the number of judged positives in the top k."""

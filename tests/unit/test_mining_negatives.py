@@ -126,3 +126,33 @@ def test_max_queries_mines_a_seeded_sample_with_unchanged_negatives(tmp_path: Pa
     assert list(again) == list(picked) and set(other) != set(picked)
     with pytest.raises(ValueError, match="max_queries"):
         MineConfig(max_queries=0)
+
+
+def _queries_are_documents(root: Path, same_id_judged: bool) -> Path:
+    """ArguAna-like data: queries d00-d03 are corpus documents under the same ids; each judges another document
+    relevant (Cranfield-like when ``same_id_judged``: the qrels also judge the same id, so ids are two numberings)."""
+    (root / "qrels").mkdir(parents=True)
+    docs = {f"d{i:02d}": f"uniq{i} common" for i in range(12)}
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in docs.items()))
+    queries = [f"d{i:02d}" for i in range(4)]
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": docs[q]}) + "\n" for q in queries))
+    judged = [(q, f"d{int(q[1:]) + 6:02d}") for q in queries] + ([("d00", "d00")] if same_id_judged else [])
+    (root / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in judged))
+    return root
+
+
+@pytest.mark.parametrize("same_id_judged", [False, True])
+def test_a_query_that_is_a_document_is_not_its_own_negative(tmp_path: Path, same_id_judged: bool) -> None:
+    data = _queries_are_documents(tmp_path / "data", same_id_judged)
+    out = mine(MineConfig(dataset=str(data), split="train", out=tmp_path / "mined", k=12, rank_min=1, rank_max=2,
+                          negatives=2, bm25_cache=tmp_path / "c"))
+    records = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    self_negative = {r["query_id"] for r in records if r["query_id"] in {n["id"] for n in r["negatives"]}}
+    metrics = open_artifact(out).manifest["metrics"]["self_hits"]
+    if same_id_judged:  # separate numberings: the same id is another text, a fair negative (it ranks low here)
+        assert metrics["drop"] is False and metrics["dropped"] == 0
+    else:  # each query's own text ranks first, inside the 2-rank window: only the rule keeps it out
+        assert len(records) == 4 and not self_negative
+        assert metrics["drop"] is True and metrics["dropped"] == 4
